@@ -1,0 +1,94 @@
+"""The one boundary to Kafka: clients built from settings, topics created, errors translated.
+
+The service (dsar_service/bus/) and the connector runtime (connectors/runtime/) both build their
+producers and consumers here, so TLS, SASL and the delivery settings are chosen in one place.
+Producers are plain at-least-once producers (acks=all, no idempotence, no transactions): the
+protocol de-duplicates instead (see protos/dsar/bus/v1/bus.proto).
+"""
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from dsar_common.settings import KafkaSettings
+
+# The largest message: a 1 MiB chunk of records, sealed, in its envelope, with room to spare.
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+
+
+class BusError(Exception):
+    """Kafka could not be reached or refused an operation. Always worth retrying later."""
+
+
+def _connection_options(settings: KafkaSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+        if settings.ssl_certfile:
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None)
+        options["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = settings.sasl_password
+    return options
+
+
+def producer(settings: KafkaSettings, *, linger_ms: int = 2) -> AIOKafkaProducer:
+    """An at-least-once producer: every send waits for all in-sync replicas."""
+    return AIOKafkaProducer(
+        **_connection_options(settings),
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=linger_ms,
+        max_request_size=MAX_MESSAGE_BYTES,
+        request_timeout_ms=30_000,
+    )
+
+
+def consumer(
+    settings: KafkaSettings,
+    *topics: str,
+    group_id: str | None,
+    auto_offset_reset: str = "earliest",
+) -> AIOKafkaConsumer:
+    """A consumer that commits only when told to (after the work is done)."""
+    return AIOKafkaConsumer(
+        *topics,
+        **_connection_options(settings),
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset=auto_offset_reset,
+        fetch_max_wait_ms=20,
+        max_partition_fetch_bytes=4 * MAX_MESSAGE_BYTES,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+    )
+
+
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitions: int = 3) -> None:
+    """Create the topics that do not exist yet (production clusters may create them beforehand)."""
+    admin = AIOKafkaAdminClient(**_connection_options(settings))
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            for name in sorted(set(topics) - existing)
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    except KafkaError as error:
+        raise BusError(f"could not create topics: {type(error).__name__}") from error
+    finally:
+        await admin.close()
