@@ -63,3 +63,28 @@ def mask(value: str) -> str:
     if len(value) <= 4:
         return "*" * len(value)
     return f"{value[0]}{'*' * min(len(value) - 2, 8)}{value[-1]}"
+
+
+def split_full_name(value: str) -> tuple[str, str]:
+    """(last name, first name) of a FULL_NAME value."""
+    last, _, first = value.partition(NAME_SEPARATOR)
+    return last, first
+
+
+def normalise_discovered(kind: Ident, value: object) -> str | None:
+    """A found value in the form queries carry, or None when there is nothing to report.
+
+    This is the light normalisation of values read from a store (which were checked when they
+    were stored): surrounding spaces removed; e-mails and person ids lower-case; NIRs upper-case
+    without spaces. Phones are reported as stored.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if kind in (Ident.EMAIL, Ident.PERSON_ID, Ident.CANDIDATE_ID):
+        return text.casefold()
+    if kind is Ident.NIR:
+        return text.replace(" ", "").upper()
+    return text
