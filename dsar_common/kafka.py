@@ -6,6 +6,7 @@ Producers are plain at-least-once producers (acks=all, no idempotence, no transa
 protocol de-duplicates instead (see protos/dsar/bus/v1/bus.proto).
 """
 
+import contextlib
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -84,10 +85,8 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitio
             for name in sorted(set(topics) - existing)
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     except KafkaError as error:
         raise BusError(f"could not create topics: {type(error).__name__}") from error
     finally:

@@ -1,13 +1,13 @@
 """The errors of the service, as a small tree that the API maps to gRPC status codes in one place.
 
-    DsarError                      (retryable: bool, message never holds personal data)
-    ├── InvalidArgument            bad input; carries one FieldViolation per field at fault
-    ├── NotFound                   no such request, system or archive
-    ├── AlreadyExists              a request key reused with other content
-    ├── FailedPrecondition         the request is not in a state that allows the call
-    ├── PermissionDenied           the caller may not do this
-    ├── ResourceExhausted          a rate limit was hit; `retry_after_seconds` says when to come back
-    └── Unavailable                a dependency (database, broker) cannot be reached; retryable
+DsarError                      (retryable: bool, message never holds personal data)
+├── InvalidArgument            bad input; carries one FieldViolation per field at fault
+├── NotFound                   no such request, system or archive
+├── AlreadyExists              a request key reused with other content
+├── FailedPrecondition         the request is not in a state that allows the call
+├── PermissionDenied           the caller may not do this
+├── ResourceExhausted          a rate limit was hit; `retry_after_seconds` says when to come back
+└── Unavailable                a dependency (database, broker) cannot be reached; retryable
 """
 
 from dataclasses import dataclass

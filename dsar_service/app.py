@@ -1,0 +1,135 @@
+"""The composition root: opens every resource in one place, wires them, runs until stopped."""
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from dsar.v1 import dsar_pb2, dsar_pb2_grpc
+from dsar_common.settings import Settings, SettingsError
+from dsar_common.topics import Topics
+from dsar_service.api import DsarServicer, ErrorMappingInterceptor
+from dsar_service.bus import ServiceBus
+from dsar_service.requests.assembly import Assembler
+from dsar_service.requests.collection import Collector, run_periodically
+from dsar_service.requests.service import RequestService
+from dsar_service.store import ChangeFeed, RequestStore, open_pool
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 5.0
+TIMEOUT_SWEEP_SECONDS = 1.0
+MAX_CONCURRENT_ASSEMBLIES = 2
+
+
+@dataclass
+class Running:
+    """A started service: its bound port, and the service object (for in-process tests)."""
+
+    port: int
+    service: RequestService
+
+
+def check_listen_address(settings: Settings) -> None:
+    """Insecure mode exists for local development only: it binds loopback or nothing."""
+    if not settings.insecure:
+        raise SettingsError(
+            "TLS is not configured: this build serves only in insecure mode, on loopback "
+            "(DSAR_INSECURE=true, DSAR_LISTEN=127.0.0.1:PORT)"
+        )
+    host = settings.listen.rpartition(":")[0].strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise SettingsError(f"insecure mode refuses to bind {host!r}: only a loopback address is allowed")
+
+
+class Assemblies:
+    """Runs archive assemblies in the background, a few at a time."""
+
+    def __init__(self, assembler: Assembler) -> None:
+        self._assembler = assembler
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_ASSEMBLIES)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def schedule(self, request_id: str) -> None:
+        task = asyncio.create_task(self._run(request_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, request_id: str) -> None:
+        async with self._slots:
+            try:
+                await self._assembler.assemble(request_id)
+            except Exception:
+                log.exception("assembly crashed request=%s", request_id)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+        for task in self._tasks:
+            task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[Running]:
+    """Start the service (gRPC server, consumers, sweeps); stop it gracefully on exit."""
+    check_listen_address(settings)
+    topics = Topics(settings.topic_prefix)
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await stack.enter_async_context(open_pool(settings.database_url))
+        changes = await stack.enter_async_context(ChangeFeed.listening(settings.database_url))
+        bus = await stack.enter_async_context(ServiceBus.connect(settings.kafka, topics))
+        store = RequestStore(pool)
+        assemblies = Assemblies(Assembler(store, settings))
+        collector = Collector(store, bus, settings, on_collected=assemblies.schedule)
+        service = RequestService(store, collector, changes, settings)
+
+        server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+        dsar_pb2_grpc.add_DsarServiceServicer_to_server(DsarServicer(service), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        service_name = dsar_pb2.DESCRIPTOR.services_by_name["DsarService"].full_name
+        reflection.enable_server_reflection(
+            (service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        port = server.add_insecure_port(settings.listen)
+        await server.start()
+        await health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+
+        async def sweep() -> None:
+            await collector.expire_attempts()
+            for request_id in await store.stale_assemblies():
+                assemblies.schedule(request_id)
+
+        background = [
+            asyncio.create_task(bus.consume_results(collector.on_result), name="results"),
+            asyncio.create_task(bus.consume_heartbeats(collector.on_heartbeat), name="heartbeats"),
+            asyncio.create_task(run_periodically(TIMEOUT_SWEEP_SECONDS, sweep), name="sweep"),
+        ]
+        await collector.resume_open_requests()
+        log.info("serving on %s", settings.listen.rpartition(":")[0] + f":{port}")
+        try:
+            yield Running(port=port, service=service)
+        finally:
+            await health_servicer.enter_graceful_shutdown()
+            await server.stop(SHUTDOWN_GRACE_SECONDS)
+            await assemblies.drain()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+
+async def serve(settings: Settings) -> None:
+    """Run the service until cancelled (SIGINT/SIGTERM in the CLI)."""
+    async with running_service(settings):
+        await asyncio.Event().wait()

@@ -1,0 +1,66 @@
+"""Protobuf encodings of what is sealed inside bus messages: queries, discovered identifiers, records."""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from connectors.sdk.identifiers import Ident, Identifier
+from dsar.bus.v1 import bus_pb2
+from dsar_service.bus.service_bus import kind_to_bus
+
+
+class PayloadError(ValueError):
+    """An opened payload is not what it should be."""
+
+
+@dataclass(frozen=True)
+class OpenedRecord:
+    dataset: str
+    key: str
+    fields_json: bytes
+
+
+def _kind_to_bus(kind: Ident) -> int:
+    return bus_pb2.IdentifierKind.Value(f"IDENTIFIER_KIND_{kind.name}")  # type: ignore[no-any-return]
+
+
+def _kind_from_bus(value: int) -> Ident:
+    try:
+        return Ident[bus_pb2.IdentifierKind.Name(value).removeprefix("IDENTIFIER_KIND_")]
+    except (KeyError, ValueError) as error:
+        raise PayloadError("unknown identifier kind") from error
+
+
+def encode_query(kind: str, identifiers: Iterable[Identifier]) -> bytes:
+    query = bus_pb2.Query(
+        kind=kind_to_bus(kind),  # type: ignore[arg-type]
+        identifiers=[
+            bus_pb2.Identifier(kind=_kind_to_bus(i.kind), value=i.value, source=i.source)  # type: ignore[arg-type]
+            for i in identifiers
+        ],
+    )
+    return query.SerializeToString()
+
+
+def decode_discovered(plaintext: bytes, system: str) -> list[Identifier]:
+    """Strong identifiers a system discovered; weak ones are dropped (world.md §2: only strong propagate)."""
+    try:
+        discovered = bus_pb2.Discovered.FromString(plaintext)
+    except DecodeError as error:
+        raise PayloadError("discovered identifiers do not decode") from error
+    found = []
+    for item in discovered.identifiers:
+        kind = _kind_from_bus(item.kind)
+        if kind.strong and item.value:
+            found.append(Identifier(kind, item.value, source=system))
+    return found
+
+
+def decode_records(plaintext: bytes) -> Iterator[OpenedRecord]:
+    try:
+        batch = bus_pb2.RecordBatch.FromString(plaintext)
+    except DecodeError as error:
+        raise PayloadError("a record batch does not decode") from error
+    for record in batch.records:
+        yield OpenedRecord(record.dataset, record.key, record.fields_json)

@@ -1,0 +1,205 @@
+"""The service's side of Kafka: commands out, results and heartbeats in.
+
+Results are consumed in the service's consumer group and committed only after the handler has
+stored them, so a crash re-delivers rather than loses; the store de-duplicates. A message that
+cannot be decoded goes to the dead-letter topic, as it came, and the consumer keeps going.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from google.protobuf.message import DecodeError
+
+from dsar.bus.v1 import bus_pb2
+from dsar_common import kafka
+from dsar_common.kafka import BusError
+from dsar_common.settings import KafkaSettings
+from dsar_common.topics import Topics
+from dsar_service.bus.events import (
+    AttemptEnded,
+    AttemptOutcome,
+    ChunkReceived,
+    HeartbeatReceived,
+    ProgressReported,
+    ResultEvent,
+)
+
+log = logging.getLogger(__name__)
+
+_OUTCOMES = {
+    bus_pb2.COMPLETION_STATUS_COMPLETED: AttemptOutcome.COMPLETED,
+    bus_pb2.COMPLETION_STATUS_FAILED: AttemptOutcome.FAILED,
+    bus_pb2.COMPLETION_STATUS_CANCELLED: AttemptOutcome.CANCELLED,
+}
+_KINDS = {"access": bus_pb2.REQUEST_KIND_ACCESS, "portability": bus_pb2.REQUEST_KIND_PORTABILITY}
+
+
+class ServiceBus:
+    """Sends commands; turns result and heartbeat messages into events for a handler."""
+
+    def __init__(self, settings: KafkaSettings, topics: Topics, producer: AIOKafkaProducer) -> None:
+        self._settings = settings
+        self._topics = topics
+        self._producer = producer
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, settings: KafkaSettings, topics: Topics) -> AsyncIterator["ServiceBus"]:
+        await kafka.ensure_topics(settings, [topics.results, topics.heartbeats, topics.dead_letters])
+        producer = kafka.producer(settings)
+        try:
+            await producer.start()
+        except KafkaError as error:
+            raise BusError(f"Kafka cannot be reached: {type(error).__name__}") from error
+        try:
+            yield cls(settings, topics, producer)
+        finally:
+            await producer.stop()
+
+    async def ensure_command_topic(self, system: str) -> None:
+        await kafka.ensure_topics(self._settings, [self._topics.commands(system)])
+
+    async def send_query(
+        self,
+        *,
+        request_id: str,
+        system: str,
+        attempt: int,
+        result_public_key: bytes,
+        key_id: str,
+        sealed_query: bytes,
+        deadline: datetime,
+    ) -> None:
+        command = bus_pb2.Command(
+            query=bus_pb2.QueryCommand(
+                request_id=request_id,
+                system=system,
+                attempt=attempt,
+                result_public_key=result_public_key,
+                key_id=key_id,
+                sealed_query=sealed_query,
+            )
+        )
+        command.query.deadline.FromDatetime(deadline)
+        await self._send(self._topics.commands(system), request_id, command.SerializeToString())
+
+    async def send_cancel(self, request_id: str, system: str) -> None:
+        command = bus_pb2.Command(cancel=bus_pb2.CancelCommand(request_id=request_id, system=system))
+        await self._send(self._topics.commands(system), request_id, command.SerializeToString())
+
+    async def _send(self, topic: str, key: str, value: bytes) -> None:
+        try:
+            await self._producer.send_and_wait(topic, value, key=key.encode())
+        except KafkaError as error:
+            raise BusError(f"could not send to {topic}: {type(error).__name__}") from error
+
+    async def consume_results(self, handle: Callable[[ResultEvent], Awaitable[None]]) -> None:
+        """Feed every result event to `handle`, committing after it returns. Runs until cancelled."""
+        consumer = kafka.consumer(self._settings, self._topics.results, group_id=self._topics.service_group)
+        await self._consume(consumer, lambda record: self._handle_result(record, handle))
+
+    async def consume_heartbeats(self, handle: Callable[[HeartbeatReceived], Awaitable[None]]) -> None:
+        """Feed every heartbeat to `handle`. Each replica reads them all (no group). Runs until cancelled."""
+        consumer = kafka.consumer(self._settings, self._topics.heartbeats, group_id=None)
+
+        async def on_record(record: ConsumerRecord) -> None:
+            try:
+                beat = bus_pb2.Heartbeat.FromString(record.value)
+            except DecodeError:
+                await self._dead_letter(record, "undecodable heartbeat")
+                return
+            await handle(_heartbeat(beat))
+
+        await self._consume(consumer, on_record)
+
+    async def _handle_result(
+        self, record: ConsumerRecord, handle: Callable[[ResultEvent], Awaitable[None]]
+    ) -> None:
+        try:
+            event = _result_event(bus_pb2.ResultEvent.FromString(record.value))
+        except (DecodeError, ValueError) as error:
+            await self._dead_letter(record, f"undecodable result event: {error}")
+            return
+        await handle(event)
+
+    async def _consume(
+        self, consumer: AIOKafkaConsumer, on_record: Callable[[ConsumerRecord], Awaitable[None]]
+    ) -> None:
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=200)
+                for records in batches.values():
+                    for record in records:
+                        await on_record(record)
+                if batches and consumer._group_id is not None:
+                    await consumer.commit()
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(consumer.stop())
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        log.warning("dead-lettered a message from %s: %s", record.topic, reason)
+        headers = [
+            ("dsar-reason", reason.encode()),
+            ("dsar-source-topic", record.topic.encode()),
+            ("dsar-source-offset", f"{record.partition}:{record.offset}".encode()),
+        ]
+        await self._producer.send_and_wait(
+            self._topics.dead_letters, record.value, key=record.key, headers=headers
+        )
+
+
+def kind_to_bus(kind: str) -> int:
+    return _KINDS[kind]
+
+
+def _result_event(message: bus_pb2.ResultEvent) -> ResultEvent:
+    which = message.WhichOneof("event")
+    if which == "chunk":
+        c = message.chunk
+        return ChunkReceived(c.request_id, c.system, c.attempt, c.sequence, c.record_count, c.sealed_records)
+    if which == "progress":
+        p = message.progress
+        return ProgressReported(p.request_id, p.system, p.attempt, p.records, p.bytes)
+    if which == "completion":
+        d = message.completion
+        if d.status not in _OUTCOMES:
+            raise ValueError("completion without a status")
+        return AttemptEnded(
+            d.request_id,
+            d.system,
+            d.attempt,
+            _OUTCOMES[d.status],
+            d.chunk_count,
+            d.record_count,
+            d.byte_count,
+            d.error,
+            d.retryable,
+            d.sealed_discovered,
+        )
+    raise ValueError("empty result event")
+
+
+def _heartbeat(beat: bus_pb2.Heartbeat) -> HeartbeatReceived:
+    sent_at = beat.sent_at.ToDatetime(tzinfo=UTC) if beat.HasField("sent_at") else datetime.now(UTC)
+    return HeartbeatReceived(
+        system=beat.system,
+        instance_id=beat.instance_id,
+        connector_version=beat.connector_version,
+        public_key=beat.public_key,
+        key_id=beat.key_id,
+        sent_at=sent_at,
+        accepts=tuple(
+            bus_pb2.IdentifierKind.Name(k).removeprefix("IDENTIFIER_KIND_").lower() for k in beat.accepts
+        ),
+        discovers=tuple(
+            bus_pb2.IdentifierKind.Name(k).removeprefix("IDENTIFIER_KIND_").lower() for k in beat.discovers
+        ),
+        interval_seconds=beat.interval_seconds or 5,
+    )

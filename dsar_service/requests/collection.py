@@ -1,0 +1,249 @@
+"""Collection: dispatching queries to systems, taking in their results, timing out the silent.
+
+The database is the source of truth: every step reads and writes it, so any replica can take
+over any request after a crash or a broker that lost everything. Unanswered attempts are
+re-dispatched after `system_timeout_seconds` of silence, up to `max_attempts`, then reported.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from dsar_common.sealing import SealError, discovered_binding, open_sealed, query_binding, seal
+from dsar_common.settings import Settings
+from dsar_service.bus import (
+    AttemptEnded,
+    AttemptOutcome,
+    ChunkReceived,
+    HeartbeatReceived,
+    PayloadError,
+    ProgressReported,
+    ResultEvent,
+    ServiceBus,
+    decode_discovered,
+    encode_query,
+)
+from dsar_service.requests.keys import RequestKeys
+from dsar_service.requests.model import RequestState, SystemInfo, SystemState
+from dsar_service.requests.rounds import plan_dispatch
+from dsar_service.store import RequestStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Collector:
+    """Moves requests through collection; calls `on_collected` when every system of one has ended."""
+
+    def __init__(
+        self,
+        store: RequestStore,
+        bus: ServiceBus,
+        settings: Settings,
+        on_collected: Callable[[str], None],
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._keys = RequestKeys(settings.require_master_key())
+        self._timeout = timedelta(seconds=settings.system_timeout_seconds)
+        self._max_attempts = settings.max_attempts
+        self._on_collected = on_collected
+        self._clock = clock
+        self._command_topics: set[str] = set()
+
+    async def known_systems(self) -> dict[str, SystemInfo]:
+        return {info.name: info for info in await self._store.systems(self._clock())}
+
+    # Dispatch ---------------------------------------------------------------------------------
+
+    async def advance(self, request_id: str) -> None:
+        """Dispatch what can be dispatched now; hand the request to assembly when all have ended."""
+        secrets = await self._store.secrets(request_id)
+        if secrets.state is not RequestState.COLLECTING:
+            return
+        rows = await self._store.system_rows(request_id)
+        if all(row.state.ended for row in rows):
+            self._on_collected(request_id)
+            return
+        states = {row.system: row.state for row in rows}
+        infos = await self.known_systems()
+        for system in plan_dispatch(states, infos):
+            attempt = next(row.attempt for row in rows if row.system == system) + 1
+            await self._dispatch(request_id, system, attempt, infos[system])
+
+    async def _dispatch(self, request_id: str, system: str, attempt: int, info: SystemInfo) -> None:
+        secrets = await self._store.secrets(request_id)
+        if secrets.sealed_identifiers is None:
+            return
+        deadline = self._clock() + self._timeout
+        if not await self._store.mark_dispatched(request_id, system, attempt, deadline):
+            return  # another replica dispatched this attempt
+        identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
+        accepted = [i for i in identifiers if i.kind.value in info.accepts]
+        sealed_query = seal(
+            encode_query(secrets.kind.value, accepted),
+            info.public_key,
+            query_binding(request_id, system, attempt),
+        )
+        if system not in self._command_topics:
+            await self._bus.ensure_command_topic(system)
+            self._command_topics.add(system)
+        await self._bus.send_query(
+            request_id=request_id,
+            system=system,
+            attempt=attempt,
+            result_public_key=secrets.public_key,
+            key_id=info.key_id,
+            sealed_query=sealed_query,
+            deadline=deadline,
+        )
+        log.info("dispatched request=%s system=%s attempt=%d", request_id, system, attempt)
+
+    async def retry_or_end(
+        self, request_id: str, system: str, attempt: int, state: SystemState, error: str
+    ) -> None:
+        """After a failed or silent attempt: another attempt if any is left, else the system ends."""
+        infos = await self.known_systems()
+        if attempt < self._max_attempts and system in infos:
+            await self._dispatch(request_id, system, attempt + 1, infos[system])
+            return
+        await self._store.end_system(request_id, system, attempt, state, error)
+        await self.advance(request_id)
+
+    async def expire_attempts(self) -> None:
+        """Re-dispatch or time out the attempts whose connector has gone silent."""
+        for row in await self._store.expired_attempts(self._clock()):
+            log.warning(
+                "attempt timed out request=%s system=%s attempt=%d", row.request_id, row.system, row.attempt
+            )
+            await self.retry_or_end(
+                row.request_id,
+                row.system,
+                row.attempt,
+                SystemState.TIMED_OUT,
+                f"no complete answer after {self._max_attempts} attempt(s) of "
+                f"{self._timeout.total_seconds():.0f} s of silence each",
+            )
+
+    # Results ----------------------------------------------------------------------------------
+
+    async def on_result(self, event: ResultEvent) -> None:
+        match event:
+            case ChunkReceived():
+                await self._store.store_chunk(
+                    event.request_id,
+                    event.system,
+                    event.attempt,
+                    event.sequence,
+                    event.record_count,
+                    event.sealed_records,
+                )
+                if await self._store.complete_if_whole(event.request_id, event.system):
+                    await self._completed(event.request_id, event.system)
+            case ProgressReported():
+                await self._store.record_progress(
+                    event.request_id,
+                    event.system,
+                    event.attempt,
+                    event.records,
+                    event.bytes,
+                    self._clock() + self._timeout,
+                )
+            case AttemptEnded(outcome=AttemptOutcome.COMPLETED):
+                await self._store.record_completion(
+                    event.request_id,
+                    event.system,
+                    event.attempt,
+                    event.chunk_count,
+                    event.sealed_discovered or None,
+                )
+                if await self._store.complete_if_whole(event.request_id, event.system):
+                    await self._completed(event.request_id, event.system)
+            case AttemptEnded(outcome=AttemptOutcome.FAILED):
+                rows = {row.system: row for row in await self._store.system_rows(event.request_id)}
+                current = rows.get(event.system)
+                if current is None or current.attempt != event.attempt or current.state.ended:
+                    return
+                if event.retryable:
+                    await self.retry_or_end(
+                        event.request_id, event.system, event.attempt, SystemState.FAILED, event.error
+                    )
+                else:
+                    await self._store.end_system(
+                        event.request_id, event.system, event.attempt, SystemState.FAILED, event.error
+                    )
+                    await self.advance(event.request_id)
+            case AttemptEnded():
+                pass  # a connector confirming a cancellation: the request already says so
+
+    async def _completed(self, request_id: str, system: str) -> None:
+        await self._merge_discovered(request_id, system)
+        await self.advance(request_id)
+
+    async def _merge_discovered(self, request_id: str, system: str) -> None:
+        """Add the strong identifiers a system discovered to the request's own."""
+        row = next((r for r in await self._store.system_rows(request_id) if r.system == system), None)
+        secrets = await self._store.secrets(request_id)
+        if row is None or not row.sealed_discovered or secrets.wrapped_private_key is None:
+            return
+        if secrets.sealed_identifiers is None:
+            return
+        private = self._keys.private_key(request_id, secrets.wrapped_private_key)
+        try:
+            plain = open_sealed(
+                row.sealed_discovered, private, discovered_binding(request_id, system, row.attempt)
+            )
+            found = decode_discovered(plain, system)
+        except (SealError, PayloadError):
+            log.warning(
+                "discarded unreadable discovered identifiers request=%s system=%s", request_id, system
+            )
+            return
+        known = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
+        seen = {(i.kind, i.value) for i in known}
+        new = [i for i in found if (i.kind, i.value) not in seen]
+        if new:
+            await self._store.set_identifiers(
+                request_id, self._keys.seal_identifiers(request_id, [*known, *new])
+            )
+            log.info("request=%s system=%s discovered %d identifier(s)", request_id, system, len(new))
+
+    # Heartbeats -------------------------------------------------------------------------------
+
+    async def on_heartbeat(self, beat: HeartbeatReceived) -> None:
+        await self._store.record_heartbeat(
+            beat.system,
+            beat.instance_id,
+            beat.public_key,
+            beat.key_id,
+            beat.connector_version,
+            beat.accepts,
+            beat.discovers,
+            beat.interval_seconds,
+            beat.sent_at,
+        )
+
+    async def send_cancel(self, request_id: str, system: str) -> None:
+        await self._bus.send_cancel(request_id, system)
+
+    async def resume_open_requests(self) -> None:
+        """At start-up: move every collecting request along (after a crash, say)."""
+        for request_id in await self._store.open_request_ids():
+            await self.advance(request_id)
+
+
+async def run_periodically(interval: float, work: Callable[[], Awaitable[None]]) -> None:
+    """Run `work` every `interval` seconds until cancelled; an error is logged and the loop goes on."""
+    while True:
+        try:
+            await work()
+        except Exception:
+            log.exception("periodic work failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,664 @@
+"""Queries on requests, their systems, sealed result chunks and archive chunks.
+
+Every change to a request ends with `pg_notify('dsar_requests', request_id)` in the same
+transaction, so that watchers on any replica learn of it (see changes.py).
+"""
+
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from dsar_service.errors import FieldViolation, InvalidArgument, NotFound
+from dsar_service.requests.model import (
+    ArchiveView,
+    Kind,
+    RequestState,
+    RequestView,
+    SystemInfo,
+    SystemProgress,
+    SystemState,
+)
+
+NOTIFY_CHANNEL = "dsar_requests"
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    request_id: str
+    request_key: str
+    content_digest: bytes
+    kind: Kind
+    received_at: datetime
+    due_at: datetime
+    recipient: str
+    sealed_identifiers: bytes
+    public_key: bytes
+    wrapped_private_key: bytes
+    systems: Sequence[tuple[str, int]]  # (system, round)
+
+
+@dataclass(frozen=True)
+class RequestSecrets:
+    """What the service needs to dispatch and assemble; never leaves the service."""
+
+    request_id: str
+    kind: Kind
+    state: RequestState
+    recipient: str
+    sealed_identifiers: bytes | None
+    public_key: bytes
+    wrapped_private_key: bytes | None
+    archive_version: int
+
+
+@dataclass(frozen=True)
+class SystemRow:
+    request_id: str
+    system: str
+    state: SystemState
+    round: int
+    attempt: int
+    expected_chunks: int | None
+    sealed_discovered: bytes | None
+
+
+@dataclass(frozen=True)
+class Page:
+    requests: list[RequestView]
+    next_token: str
+
+
+class RequestStore:
+    """The service's PostgreSQL, spoken in the domain's terms."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    # Submission -------------------------------------------------------------------------------
+
+    async def insert(self, new: NewRequest) -> tuple[str, bytes, bool]:
+        """Insert unless the key exists: returns (request_id, stored digest, created)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """INSERT INTO requests (request_id, request_key, content_digest, kind, state, received_at,
+                       original_due_at, due_at, recipient, sealed_identifiers, public_key,
+                       wrapped_private_key, updated_at)
+                   VALUES ($1, $2, $3, $4, 'collecting', $5, $6, $6, $7, $8, $9, $10, $5)
+                   ON CONFLICT (request_key) DO NOTHING
+                   RETURNING request_id""",
+                uuid.UUID(new.request_id),
+                new.request_key,
+                new.content_digest,
+                new.kind.value,
+                new.received_at,
+                new.due_at,
+                new.recipient,
+                new.sealed_identifiers,
+                new.public_key,
+                new.wrapped_private_key,
+            )
+            if row is None:
+                existing = await conn.fetchrow(
+                    "SELECT request_id, content_digest FROM requests WHERE request_key = $1", new.request_key
+                )
+                assert existing is not None
+                return str(existing["request_id"]), bytes(existing["content_digest"]), False
+            await conn.executemany(
+                "INSERT INTO request_systems (request_id, system, state, round) VALUES ($1, $2, 'pending', $3)",
+                [(uuid.UUID(new.request_id), system, round_) for system, round_ in new.systems],
+            )
+            await _notify(conn, new.request_id)
+            return new.request_id, new.content_digest, True
+
+    # Reading ----------------------------------------------------------------------------------
+
+    async def get(self, request_id: str) -> RequestView:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM requests WHERE request_id = $1", _uuid(request_id))
+            if row is None:
+                raise NotFound("no such request")
+            systems = await conn.fetch(
+                "SELECT * FROM request_systems WHERE request_id = $1 ORDER BY system", row["request_id"]
+            )
+        return _view(row, systems)
+
+    async def list(
+        self,
+        states: Sequence[RequestState],
+        overdue_before: datetime | None,
+        page_size: int,
+        page_token: str,
+    ) -> Page:
+        after = _decode_token(page_token)
+        clauses, args = ["TRUE"], []  # type: ignore[var-annotated]
+        if states:
+            args.append([s.value for s in states])
+            clauses.append(f"state = ANY(${len(args)})")
+        if overdue_before is not None:
+            args.append(overdue_before)
+            clauses.append(f"due_at < ${len(args)} AND state IN ('collecting', 'assembling')")
+        if after is not None:
+            args.extend(after)
+            clauses.append(f"(received_at, request_id) < (${len(args) - 1}, ${len(args)})")
+        args.append(page_size + 1)
+        sql = (
+            f"SELECT * FROM requests WHERE {' AND '.join(clauses)} "
+            f"ORDER BY received_at DESC, request_id DESC LIMIT ${len(args)}"
+        )
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(sql, *args)
+            more = len(rows) > page_size
+            rows = rows[:page_size]
+            systems = await conn.fetch(
+                "SELECT * FROM request_systems WHERE request_id = ANY($1) ORDER BY system",
+                [r["request_id"] for r in rows],
+            )
+        by_request: dict[uuid.UUID, list[asyncpg.Record]] = {}
+        for system in systems:
+            by_request.setdefault(system["request_id"], []).append(system)
+        views = [_view(r, by_request.get(r["request_id"], [])) for r in rows]
+        token = _encode_token(rows[-1]["received_at"], rows[-1]["request_id"]) if more else ""
+        return Page(views, token)
+
+    async def secrets(self, request_id: str) -> RequestSecrets:
+        row = await self._pool.fetchrow(
+            "SELECT request_id, kind, state, recipient, sealed_identifiers, public_key, wrapped_private_key,"
+            " archive_version FROM requests WHERE request_id = $1",
+            _uuid(request_id),
+        )
+        if row is None:
+            raise NotFound("no such request")
+        return RequestSecrets(
+            request_id=str(row["request_id"]),
+            kind=Kind(row["kind"]),
+            state=RequestState(row["state"]),
+            recipient=row["recipient"],
+            sealed_identifiers=_bytes(row["sealed_identifiers"]),
+            public_key=bytes(row["public_key"]),
+            wrapped_private_key=_bytes(row["wrapped_private_key"]),
+            archive_version=row["archive_version"],
+        )
+
+    async def system_rows(self, request_id: str) -> list[SystemRow]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM request_systems WHERE request_id = $1 ORDER BY round, system", _uuid(request_id)
+        )
+        return [_system_row(r) for r in rows]
+
+    async def open_request_ids(self) -> list[str]:
+        rows = await self._pool.fetch("SELECT request_id FROM requests WHERE state = 'collecting'")
+        return [str(r["request_id"]) for r in rows]
+
+    # Collection -------------------------------------------------------------------------------
+
+    async def mark_dispatched(self, request_id: str, system: str, attempt: int, deadline: datetime) -> bool:
+        """Record attempt `attempt` as sent, unless another replica got there first."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                """UPDATE request_systems SET state = 'dispatched', attempt = $3, deadline_at = $4,
+                       expected_chunks = NULL, error = '', records = 0, bytes = 0, ended_at = NULL,
+                       started_at = COALESCE(started_at, now())
+                   WHERE request_id = $1 AND system = $2 AND attempt = $3 - 1 AND state <> 'cancelled'
+                     AND EXISTS (SELECT 1 FROM requests WHERE request_id = $1 AND state = 'collecting')""",
+                _uuid(request_id),
+                system,
+                attempt,
+                deadline,
+            )
+            await _touch(conn, request_id)
+        return status.endswith(" 1")
+
+    async def set_identifiers(self, request_id: str, sealed_identifiers: bytes) -> None:
+        await self._pool.execute(
+            "UPDATE requests SET sealed_identifiers = $2 WHERE request_id = $1",
+            _uuid(request_id),
+            sealed_identifiers,
+        )
+
+    async def record_progress(
+        self, request_id: str, system: str, attempt: int, records: int, byte_count: int, deadline: datetime
+    ) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                """UPDATE request_systems SET state = 'running', deadline_at = $6,
+                       records = GREATEST(records, $4), bytes = GREATEST(bytes, $5)
+                   WHERE request_id = $1 AND system = $2 AND attempt = $3
+                     AND state IN ('dispatched', 'running')""",
+                _uuid(request_id),
+                system,
+                attempt,
+                records,
+                byte_count,
+                deadline,
+            )
+            if status.endswith(" 1"):
+                await _touch(conn, request_id)
+
+    async def store_chunk(
+        self, request_id: str, system: str, attempt: int, sequence: int, record_count: int, sealed: bytes
+    ) -> bool:
+        """Keep a sealed chunk once; a duplicate (same request, system, attempt, sequence) is ignored."""
+        status = await self._pool.execute(
+            """INSERT INTO result_chunks (request_id, system, attempt, sequence, record_count, sealed_records)
+               SELECT $1, $2, $3, $4, $5, $6
+               WHERE EXISTS (SELECT 1 FROM request_systems WHERE request_id = $1 AND system = $2
+                             AND attempt = $3 AND state IN ('dispatched', 'running'))
+               ON CONFLICT DO NOTHING""",
+            _uuid(request_id),
+            system,
+            attempt,
+            sequence,
+            record_count,
+            sealed,
+        )
+        return status.endswith(" 1")
+
+    async def record_completion(
+        self,
+        request_id: str,
+        system: str,
+        attempt: int,
+        expected_chunks: int,
+        sealed_discovered: bytes | None,
+    ) -> None:
+        """Note the attempt's announced end; `complete_if_whole` decides when every chunk is in."""
+        await self._pool.execute(
+            """UPDATE request_systems SET expected_chunks = $4, sealed_discovered = $5
+               WHERE request_id = $1 AND system = $2 AND attempt = $3 AND state IN ('dispatched', 'running')""",
+            _uuid(request_id),
+            system,
+            attempt,
+            expected_chunks,
+            sealed_discovered,
+        )
+
+    async def complete_if_whole(self, request_id: str, system: str) -> bool:
+        """Mark the system completed when it has announced its end and every chunk has arrived."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                """UPDATE request_systems s SET state = 'completed', ended_at = now(), deadline_at = NULL,
+                       records = c.records, bytes = GREATEST(s.bytes, c.bytes)
+                   FROM (SELECT count(*) AS chunks, COALESCE(sum(record_count), 0) AS records,
+                                COALESCE(sum(length(sealed_records)), 0) AS bytes
+                         FROM result_chunks rc, request_systems rs
+                         WHERE rs.request_id = $1 AND rs.system = $2 AND rc.request_id = rs.request_id
+                           AND rc.system = rs.system AND rc.attempt = rs.attempt) c
+                   WHERE s.request_id = $1 AND s.system = $2 AND s.state IN ('dispatched', 'running')
+                     AND s.expected_chunks IS NOT NULL AND c.chunks = s.expected_chunks""",
+                _uuid(request_id),
+                system,
+            )
+            done = status.endswith(" 1")
+            if done:
+                await _touch(conn, request_id)
+        return done
+
+    async def end_system(
+        self, request_id: str, system: str, attempt: int | None, state: SystemState, error: str
+    ) -> bool:
+        """End the current attempt as failed, timed out or cancelled (no-op if it already ended)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                """UPDATE request_systems SET state = $4, error = $5, ended_at = now(), deadline_at = NULL
+                   WHERE request_id = $1 AND system = $2 AND ($3::int IS NULL OR attempt = $3)
+                     AND state IN ('pending', 'dispatched', 'running')""",
+                _uuid(request_id),
+                system,
+                attempt,
+                state.value,
+                error,
+            )
+            done = status.endswith(" 1")
+            if done:
+                await _touch(conn, request_id)
+        return done
+
+    async def expired_attempts(self, now: datetime, limit: int = 100) -> list[SystemRow]:
+        """Attempts past their deadline; locked rows (another replica on them) are skipped."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT * FROM request_systems WHERE deadline_at < $1
+                   AND state IN ('dispatched', 'running') ORDER BY deadline_at LIMIT $2
+                   FOR UPDATE SKIP LOCKED""",
+                now,
+                limit,
+            )
+        return [_system_row(r) for r in rows]
+
+    async def reset_system(self, request_id: str, system: str) -> None:
+        """Make an ended system pending again, for RetrySystem."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """UPDATE request_systems SET state = 'pending', error = '', ended_at = NULL,
+                       expected_chunks = NULL, deadline_at = NULL
+                   WHERE request_id = $1 AND system = $2""",
+                _uuid(request_id),
+                system,
+            )
+            await _touch(conn, request_id)
+
+    async def iter_chunks(self, request_id: str, system: str, attempt: int) -> AsyncIterator[bytes]:
+        """The attempt's sealed chunks in sequence order, streamed with a cursor."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            cursor = conn.cursor(
+                "SELECT sealed_records, sequence FROM result_chunks"
+                " WHERE request_id = $1 AND system = $2 AND attempt = $3 ORDER BY sequence",
+                _uuid(request_id),
+                system,
+                attempt,
+                prefetch=4,
+            )
+            async for row in cursor:
+                yield bytes(row["sealed_records"])
+
+    # Assembly ---------------------------------------------------------------------------------
+
+    async def claim_assembly(self, request_id: str, lease_seconds: float) -> int | None:
+        """Take the request for assembly when every system has ended; returns the new archive version."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            version = await conn.fetchval(
+                """UPDATE requests SET state = 'assembling', archive_version = archive_version + 1,
+                       assembly_lease_until = now() + make_interval(secs => $2), updated_at = now()
+                   WHERE request_id = $1
+                     AND (state = 'collecting'
+                          OR (state = 'assembling' AND assembly_lease_until < now()))
+                     AND NOT EXISTS (SELECT 1 FROM request_systems WHERE request_id = $1
+                                     AND state IN ('pending', 'dispatched', 'running'))
+                   RETURNING archive_version""",
+                _uuid(request_id),
+                lease_seconds,
+            )
+            if version is not None:
+                await _notify(conn, request_id)
+        return version  # type: ignore[no-any-return]
+
+    async def stale_assemblies(self) -> list[str]:
+        rows = await self._pool.fetch(
+            "SELECT request_id FROM requests WHERE state = 'assembling' AND assembly_lease_until < now()"
+        )
+        return [str(r["request_id"]) for r in rows]
+
+    async def add_archive_chunk(self, request_id: str, version: int, sequence: int, data: bytes) -> None:
+        await self._pool.execute(
+            "INSERT INTO archive_chunks (request_id, version, sequence, data) VALUES ($1, $2, $3, $4)",
+            _uuid(request_id),
+            version,
+            sequence,
+            data,
+        )
+
+    async def finish_archive(
+        self, request_id: str, version: int, size: int, sha256: str, expires_at: datetime
+    ) -> bool:
+        """Publish the archive, destroy the request key and the sealed chunks, drop older versions.
+
+        The identifiers stay (encrypted) while the request record is kept, so that RetrySystem can
+        build a new, complete version; they go with the record, or at cancellation.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                """UPDATE requests SET state = 'ready', archive_size = $3, archive_sha256 = $4,
+                       archive_created_at = now(), archive_expires_at = $5, wrapped_private_key = NULL,
+                       assembly_lease_until = NULL, updated_at = now()
+                   WHERE request_id = $1 AND archive_version = $2 AND state = 'assembling'""",
+                _uuid(request_id),
+                version,
+                size,
+                sha256,
+                expires_at,
+            )
+            if not status.endswith(" 1"):
+                return False
+            await conn.execute("DELETE FROM result_chunks WHERE request_id = $1", _uuid(request_id))
+            await conn.execute(
+                "UPDATE request_systems SET sealed_discovered = NULL WHERE request_id = $1", _uuid(request_id)
+            )
+            await conn.execute(
+                "DELETE FROM archive_chunks WHERE request_id = $1 AND version <> $2",
+                _uuid(request_id),
+                version,
+            )
+            await _notify(conn, request_id)
+        return True
+
+    async def discard_archive_version(self, request_id: str, version: int) -> None:
+        await self._pool.execute(
+            "DELETE FROM archive_chunks WHERE request_id = $1 AND version = $2", _uuid(request_id), version
+        )
+
+    async def fail_request(self, request_id: str, error: str) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """UPDATE requests SET state = 'failed', error = $2, wrapped_private_key = NULL,
+                       sealed_identifiers = NULL, updated_at = now() WHERE request_id = $1""",
+                _uuid(request_id),
+                error,
+            )
+            await conn.execute("DELETE FROM result_chunks WHERE request_id = $1", _uuid(request_id))
+            await _notify(conn, request_id)
+
+    async def iter_archive(self, request_id: str, version: int) -> AsyncIterator[bytes]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            cursor = conn.cursor(
+                "SELECT data FROM archive_chunks WHERE request_id = $1 AND version = $2 ORDER BY sequence",
+                _uuid(request_id),
+                version,
+                prefetch=2,
+            )
+            async for row in cursor:
+                yield bytes(row["data"])
+
+    # Caller actions ---------------------------------------------------------------------------
+
+    async def cancel(self, request_id: str) -> list[str]:
+        """Cancel a request that has not ended; returns the systems that were still working."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            state = await conn.fetchval(
+                "SELECT state FROM requests WHERE request_id = $1 FOR UPDATE", _uuid(request_id)
+            )
+            if state is None:
+                raise NotFound("no such request")
+            if RequestState(state).ended:
+                return []
+            working = await conn.fetch(
+                """UPDATE request_systems SET state = 'cancelled', ended_at = now(), deadline_at = NULL
+                   WHERE request_id = $1 AND state IN ('pending', 'dispatched', 'running')
+                   RETURNING system""",
+                _uuid(request_id),
+            )
+            await conn.execute(
+                """UPDATE requests SET state = 'cancelled', wrapped_private_key = NULL,
+                       sealed_identifiers = NULL, updated_at = now() WHERE request_id = $1""",
+                _uuid(request_id),
+            )
+            await conn.execute("DELETE FROM result_chunks WHERE request_id = $1", _uuid(request_id))
+            await conn.execute("DELETE FROM archive_chunks WHERE request_id = $1", _uuid(request_id))
+            await _notify(conn, request_id)
+        return [r["system"] for r in working]
+
+    async def extend(self, request_id: str, due_at: datetime, reason: str) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE requests SET due_at = $2, extension_reason = $3, updated_at = now() WHERE request_id = $1",
+                _uuid(request_id),
+                due_at,
+                reason,
+            )
+            await _notify(conn, request_id)
+
+    async def original_due(self, request_id: str) -> tuple[datetime, RequestState]:
+        row = await self._pool.fetchrow(
+            "SELECT original_due_at, state FROM requests WHERE request_id = $1", _uuid(request_id)
+        )
+        if row is None:
+            raise NotFound("no such request")
+        return row["original_due_at"], RequestState(row["state"])
+
+    async def reopen_for_retry(self, request_id: str, public_key: bytes, wrapped_private_key: bytes) -> None:
+        """After an archive was built, a retry collects again under a fresh request key."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """UPDATE requests SET state = 'collecting', public_key = $2, wrapped_private_key = $3,
+                       updated_at = now() WHERE request_id = $1""",
+                _uuid(request_id),
+                public_key,
+                wrapped_private_key,
+            )
+            await conn.execute(
+                """UPDATE request_systems SET state = 'pending', error = '', ended_at = NULL,
+                       expected_chunks = NULL, deadline_at = NULL WHERE request_id = $1""",
+                _uuid(request_id),
+            )
+            await _notify(conn, request_id)
+
+    # Systems ----------------------------------------------------------------------------------
+
+    async def record_heartbeat(
+        self,
+        name: str,
+        instance_id: str,
+        public_key: bytes,
+        key_id: str,
+        connector_version: str,
+        accepts: Sequence[str],
+        discovers: Sequence[str],
+        interval_seconds: int,
+        sent_at: datetime,
+    ) -> None:
+        await self._pool.execute(
+            """INSERT INTO systems (name, public_key, key_id, connector_version, accepts, discovers,
+                   interval_seconds, last_heartbeat, instances)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, jsonb_build_object($9::text, $8::timestamptz))
+               ON CONFLICT (name) DO UPDATE SET public_key = $2, key_id = $3, connector_version = $4,
+                   accepts = $5, discovers = $6, interval_seconds = $7,
+                   last_heartbeat = GREATEST(systems.last_heartbeat, $8),
+                   instances = systems.instances || jsonb_build_object($9::text, $8::timestamptz)""",
+            name,
+            public_key,
+            key_id,
+            connector_version,
+            list(accepts),
+            list(discovers),
+            interval_seconds,
+            sent_at,
+            instance_id,
+        )
+
+    async def systems(self, now: datetime) -> list[SystemInfo]:
+        rows = await self._pool.fetch("SELECT * FROM systems ORDER BY name")
+        infos = []
+        for row in rows:
+            window = 3 * row["interval_seconds"]
+            instances = (
+                json.loads(row["instances"]) if isinstance(row["instances"], str) else row["instances"]
+            )
+            recent = sorted(
+                instance
+                for instance, seen in instances.items()
+                if (now - datetime.fromisoformat(seen)).total_seconds() <= window
+            )
+            infos.append(
+                SystemInfo(
+                    name=row["name"],
+                    last_heartbeat=row["last_heartbeat"],
+                    instances=tuple(recent),
+                    connector_version=row["connector_version"],
+                    alive=(now - row["last_heartbeat"]).total_seconds() <= window,
+                    public_key=bytes(row["public_key"]),
+                    key_id=row["key_id"],
+                    discovers=tuple(row["discovers"]),
+                    accepts=tuple(row["accepts"]),
+                )
+            )
+        return infos
+
+
+async def _notify(conn: asyncpg.Connection, request_id: str) -> None:
+    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(request_id))
+
+
+async def _touch(conn: asyncpg.Connection, request_id: str) -> None:
+    await conn.execute("UPDATE requests SET updated_at = now() WHERE request_id = $1", _uuid(request_id))
+    await _notify(conn, request_id)
+
+
+def _uuid(request_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request_id)
+    except ValueError as error:
+        raise NotFound("no such request") from error
+
+
+def _bytes(value: bytes | None) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def _encode_token(received_at: datetime, request_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{received_at.isoformat()}|{request_id}".encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[datetime, uuid.UUID] | None:
+    if not token:
+        return None
+    try:
+        when, _, rid = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
+        return datetime.fromisoformat(when), uuid.UUID(rid)
+    except ValueError as error:
+        raise InvalidArgument(
+            [FieldViolation("page_token", "page_token is not one this service gave")]
+        ) from error
+
+
+def _system_row(row: asyncpg.Record) -> SystemRow:
+    return SystemRow(
+        request_id=str(row["request_id"]),
+        system=row["system"],
+        state=SystemState(row["state"]),
+        round=row["round"],
+        attempt=row["attempt"],
+        expected_chunks=row["expected_chunks"],
+        sealed_discovered=_bytes(row["sealed_discovered"]),
+    )
+
+
+def _view(row: asyncpg.Record, systems: Sequence[asyncpg.Record]) -> RequestView:
+    archive = None
+    if row["archive_sha256"] is not None and row["state"] == "ready":
+        archive = ArchiveView(
+            size_bytes=row["archive_size"],
+            sha256=row["archive_sha256"],
+            created_at=row["archive_created_at"],
+            version=row["archive_version"],
+            expires_at=row["archive_expires_at"],
+        )
+    return RequestView(
+        request_id=str(row["request_id"]),
+        request_key=row["request_key"],
+        kind=Kind(row["kind"]),
+        state=RequestState(row["state"]),
+        received_at=row["received_at"],
+        due_at=row["due_at"],
+        extension_reason=row["extension_reason"],
+        recipient=row["recipient"],
+        updated_at=row["updated_at"],
+        error=row["error"],
+        systems=tuple(
+            SystemProgress(
+                system=s["system"],
+                state=SystemState(s["state"]),
+                attempts=s["attempt"],
+                records=s["records"],
+                bytes=s["bytes"],
+                started_at=s["started_at"],
+                ended_at=s["ended_at"],
+                error=s["error"],
+            )
+            for s in systems
+        ),
+        archive=archive,
+    )
