@@ -58,7 +58,7 @@ def submission_from_proto(message: dsar_pb2.SubmitRequest) -> RawSubmission:
 
 
 def states_from_proto(values: list[int]) -> list[RequestState]:
-    return [_REQUEST_STATES_IN[v] for v in values if v in _REQUEST_STATES_IN]
+    return [_REQUEST_STATES_IN[v] for v in values if v in _REQUEST_STATES_IN]  # type: ignore[index]
 
 
 def timestamp(moment: datetime | None) -> Timestamp | None:

@@ -97,9 +97,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                         raise
                     await _abort(context, error)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary, handler.request_deserializer, handler.response_serializer
-            )
+            return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
 

@@ -1,7 +1,7 @@
 """The DsarService servicer: each method converts, delegates to RequestService, converts back."""
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -16,7 +16,7 @@ from dsar_service.api.convert import (
 )
 from dsar_service.requests.service import RequestService
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
 
@@ -34,7 +34,7 @@ class DsarServicer(dsar_pb2_grpc.DsarServiceServicer):
 
     async def List(self, request: dsar_pb2.ListRequest, context: Context) -> dsar_pb2.ListResponse:
         due_before = from_timestamp(request.due_before) if request.HasField("due_before") else None
-        views, token = await self._service.list(
+        views, token = await self._service.list_requests(
             states_from_proto(list(request.states)),
             request.overdue_only,
             due_before,
@@ -43,20 +43,14 @@ class DsarServicer(dsar_pb2_grpc.DsarServiceServicer):
         )
         return dsar_pb2.ListResponse(requests=[request_to_proto(v) for v in views], next_page_token=token)
 
-    async def Watch(
-        self, request: dsar_pb2.WatchRequest, context: Context
-    ) -> AsyncIterator[dsar_pb2.WatchResponse]:
+    async def Watch(self, request: dsar_pb2.WatchRequest, context: Context) -> AsyncIterator[dsar_pb2.WatchResponse]:
         async for view in self._service.watch(request.request_id):
             yield dsar_pb2.WatchResponse(request=request_to_proto(view))
 
     async def Cancel(self, request: dsar_pb2.CancelRequest, context: Context) -> dsar_pb2.CancelResponse:
-        return dsar_pb2.CancelResponse(
-            request=request_to_proto(await self._service.cancel(request.request_id))
-        )
+        return dsar_pb2.CancelResponse(request=request_to_proto(await self._service.cancel(request.request_id)))
 
-    async def RetrySystem(
-        self, request: dsar_pb2.RetrySystemRequest, context: Context
-    ) -> dsar_pb2.RetrySystemResponse:
+    async def RetrySystem(self, request: dsar_pb2.RetrySystemRequest, context: Context) -> dsar_pb2.RetrySystemResponse:
         view = await self._service.retry_system(request.request_id, request.system)
         return dsar_pb2.RetrySystemResponse(request=request_to_proto(view))
 
@@ -75,8 +69,6 @@ class DsarServicer(dsar_pb2_grpc.DsarServiceServicer):
             for start in range(0, len(chunk), DOWNLOAD_CHUNK_BYTES):
                 yield dsar_pb2.DownloadArchiveResponse(chunk=chunk[start : start + DOWNLOAD_CHUNK_BYTES])
 
-    async def ListSystems(
-        self, request: dsar_pb2.ListSystemsRequest, context: Context
-    ) -> dsar_pb2.ListSystemsResponse:
+    async def ListSystems(self, request: dsar_pb2.ListSystemsRequest, context: Context) -> dsar_pb2.ListSystemsResponse:
         systems = await self._service.list_systems()
         return dsar_pb2.ListSystemsResponse(systems=[system_info_to_proto(s) for s in systems])

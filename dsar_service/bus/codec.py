@@ -22,12 +22,13 @@ class OpenedRecord:
 
 
 def _kind_to_bus(kind: Ident) -> int:
-    return bus_pb2.IdentifierKind.Value(f"IDENTIFIER_KIND_{kind.name}")  # type: ignore[no-any-return]
+    return bus_pb2.IdentifierKind.Value(f"IDENTIFIER_KIND_{kind.name}")
 
 
 def _kind_from_bus(value: int) -> Ident:
     try:
-        return Ident[bus_pb2.IdentifierKind.Name(value).removeprefix("IDENTIFIER_KIND_")]
+        name = bus_pb2.IdentifierKind.Name(value)  # type: ignore[arg-type]
+        return Ident[name.removeprefix("IDENTIFIER_KIND_")]
     except (KeyError, ValueError) as error:
         raise PayloadError("unknown identifier kind") from error
 

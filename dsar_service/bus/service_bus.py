@@ -117,9 +117,7 @@ class ServiceBus:
 
         await self._consume(consumer, on_record)
 
-    async def _handle_result(
-        self, record: ConsumerRecord, handle: Callable[[ResultEvent], Awaitable[None]]
-    ) -> None:
+    async def _handle_result(self, record: ConsumerRecord, handle: Callable[[ResultEvent], Awaitable[None]]) -> None:
         try:
             event = _result_event(bus_pb2.ResultEvent.FromString(record.value))
         except (DecodeError, ValueError) as error:
@@ -150,9 +148,7 @@ class ServiceBus:
             ("dsar-source-topic", record.topic.encode()),
             ("dsar-source-offset", f"{record.partition}:{record.offset}".encode()),
         ]
-        await self._producer.send_and_wait(
-            self._topics.dead_letters, record.value, key=record.key, headers=headers
-        )
+        await self._producer.send_and_wait(self._topics.dead_letters, record.value, key=record.key, headers=headers)
 
 
 def kind_to_bus(kind: str) -> int:
@@ -195,9 +191,7 @@ def _heartbeat(beat: bus_pb2.Heartbeat) -> HeartbeatReceived:
         public_key=beat.public_key,
         key_id=beat.key_id,
         sent_at=sent_at,
-        accepts=tuple(
-            bus_pb2.IdentifierKind.Name(k).removeprefix("IDENTIFIER_KIND_").lower() for k in beat.accepts
-        ),
+        accepts=tuple(bus_pb2.IdentifierKind.Name(k).removeprefix("IDENTIFIER_KIND_").lower() for k in beat.accepts),
         discovers=tuple(
             bus_pb2.IdentifierKind.Name(k).removeprefix("IDENTIFIER_KIND_").lower() for k in beat.discovers
         ),

@@ -103,9 +103,7 @@ class Assembler:
                             writer.close_json_array()
                             datasets_done.add(current)
                         if record.dataset in datasets_done:
-                            raise AssemblyError(
-                                f"{progress.system} sent dataset {record.dataset} in two separate runs"
-                            )
+                            raise AssemblyError(f"{progress.system} sent dataset {record.dataset} in two separate runs")
                         current = record.dataset
                         writer.open_json_array(f"data/{progress.system}/{_safe(current)}.json")
                     writer.write_json_item(record.fields_json)
@@ -144,9 +142,7 @@ def _manifest(
         "received_at": view.received_at.isoformat(),
         "generated_at": datetime.now(UTC).isoformat(),
         "due_at": view.due_at.isoformat(),
-        "identifiers": [
-            {"kind": i.kind.value, "value": mask(i.value), "source": i.source} for i in identifiers
-        ],
+        "identifiers": [{"kind": i.kind.value, "value": mask(i.value), "source": i.source} for i in identifiers],
         "systems": {
             s.system: {
                 "status": s.state.value,

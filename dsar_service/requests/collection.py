@@ -106,9 +106,7 @@ class Collector:
         )
         log.info("dispatched request=%s system=%s attempt=%d", request_id, system, attempt)
 
-    async def retry_or_end(
-        self, request_id: str, system: str, attempt: int, state: SystemState, error: str
-    ) -> None:
+    async def retry_or_end(self, request_id: str, system: str, attempt: int, state: SystemState, error: str) -> None:
         """After a failed or silent attempt: another attempt if any is left, else the system ends."""
         infos = await self.known_systems()
         if attempt < self._max_attempts and system in infos:
@@ -120,9 +118,7 @@ class Collector:
     async def expire_attempts(self) -> None:
         """Re-dispatch or time out the attempts whose connector has gone silent."""
         for row in await self._store.expired_attempts(self._clock()):
-            log.warning(
-                "attempt timed out request=%s system=%s attempt=%d", row.request_id, row.system, row.attempt
-            )
+            log.warning("attempt timed out request=%s system=%s attempt=%d", row.request_id, row.system, row.attempt)
             await self.retry_or_end(
                 row.request_id,
                 row.system,
@@ -197,22 +193,16 @@ class Collector:
             return
         private = self._keys.private_key(request_id, secrets.wrapped_private_key)
         try:
-            plain = open_sealed(
-                row.sealed_discovered, private, discovered_binding(request_id, system, row.attempt)
-            )
+            plain = open_sealed(row.sealed_discovered, private, discovered_binding(request_id, system, row.attempt))
             found = decode_discovered(plain, system)
         except (SealError, PayloadError):
-            log.warning(
-                "discarded unreadable discovered identifiers request=%s system=%s", request_id, system
-            )
+            log.warning("discarded unreadable discovered identifiers request=%s system=%s", request_id, system)
             return
         known = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
         seen = {(i.kind, i.value) for i in known}
         new = [i for i in found if (i.kind, i.value) not in seen]
         if new:
-            await self._store.set_identifiers(
-                request_id, self._keys.seal_identifiers(request_id, [*known, *new])
-            )
+            await self._store.set_identifiers(request_id, self._keys.seal_identifiers(request_id, [*known, *new]))
             log.info("request=%s system=%s discovered %d identifier(s)", request_id, system, len(new))
 
     # Heartbeats -------------------------------------------------------------------------------

@@ -92,9 +92,7 @@ class RequestService:
         if not created and stored_digest != digest:
             raise AlreadyExists("this request key was used for a request with other content")
         if created:
-            log.info(
-                "request=%s received kind=%s systems=%s", stored_id, submission.kind.value, ",".join(systems)
-            )
+            log.info("request=%s received kind=%s systems=%s", stored_id, submission.kind.value, ",".join(systems))
             await self._collector.advance(stored_id)
         return await self._store.get(stored_id), created
 
@@ -106,17 +104,14 @@ class RequestService:
         unknown = [(i, s) for i, s in enumerate(submission.systems) if s not in infos]
         if unknown:
             raise InvalidArgument(
-                [
-                    FieldViolation(f"systems[{i}]", f"no connector for system {s!r} has been seen")
-                    for i, s in unknown
-                ]
+                [FieldViolation(f"systems[{i}]", f"no connector for system {s!r} has been seen") for i, s in unknown]
             )
         return list(submission.systems)
 
     async def get(self, request_id: str) -> RequestView:
         return await self._store.get(request_id)
 
-    async def list(
+    async def list_requests(
         self,
         states: Sequence[RequestState],
         overdue_only: bool,
@@ -129,7 +124,7 @@ class RequestService:
         cutoff = self._clock() if overdue_only else None
         if due_before is not None:
             cutoff = min(cutoff, due_before) if cutoff else due_before
-        page = await self._store.list(states, cutoff, page_size or 50, page_token)
+        page = await self._store.page(states, cutoff, page_size or 50, page_token)
         return page.requests, page.next_token
 
     async def watch(self, request_id: str) -> AsyncIterator[RequestView]:
@@ -173,9 +168,7 @@ class RequestService:
                     "the subject's identifiers were destroyed with the archive; submit a new request"
                 )
             pair = KeyPair.generate()
-            await self._store.reopen_for_retry(
-                request_id, pair.public, self._keys.wrap_private_key(request_id, pair)
-            )
+            await self._store.reopen_for_retry(request_id, pair.public, self._keys.wrap_private_key(request_id, pair))
         await self._collector.advance(request_id)
         return await self._store.get(request_id)
 
@@ -184,9 +177,7 @@ class RequestService:
         if months not in (1, 2):
             faults.append(FieldViolation("months", "months is 1 or 2"))
         if not 10 <= len(reason.strip()) <= 2000:
-            faults.append(
-                FieldViolation("reason", "reason must be 10 to 2000 characters, given to the subject")
-            )
+            faults.append(FieldViolation("reason", "reason must be 10 to 2000 characters, given to the subject"))
         if faults:
             raise InvalidArgument(faults)
         original_due, state = await self._store.original_due(request_id)

@@ -7,7 +7,7 @@ connection only delays an update.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 
@@ -37,7 +37,7 @@ class ChangeFeed:
             event.set()
 
     @contextlib.contextmanager
-    def subscribe(self, request_id: str) -> "Subscription":  # type: ignore[misc]
+    def subscribe(self, request_id: str) -> Iterator["Subscription"]:
         event = asyncio.Event()
         self._waiters.setdefault(request_id, set()).add(event)
         try:

@@ -127,7 +127,7 @@ class RequestStore:
             )
         return _view(row, systems)
 
-    async def list(
+    async def page(
         self,
         states: Sequence[RequestState],
         overdue_before: datetime | None,
@@ -135,7 +135,8 @@ class RequestStore:
         page_token: str,
     ) -> Page:
         after = _decode_token(page_token)
-        clauses, args = ["TRUE"], []  # type: ignore[var-annotated]
+        clauses: list[str] = ["TRUE"]
+        args: list[object] = []
         if states:
             args.append([s.value for s in states])
             clauses.append(f"state = ANY(${len(args)})")
@@ -211,7 +212,7 @@ class RequestStore:
                 deadline,
             )
             await _touch(conn, request_id)
-        return status.endswith(" 1")
+        return bool(status.endswith(" 1"))
 
     async def set_identifiers(self, request_id: str, sealed_identifiers: bytes) -> None:
         await self._pool.execute(
@@ -256,7 +257,7 @@ class RequestStore:
             record_count,
             sealed,
         )
-        return status.endswith(" 1")
+        return bool(status.endswith(" 1"))
 
     async def record_completion(
         self,
@@ -293,7 +294,7 @@ class RequestStore:
                 _uuid(request_id),
                 system,
             )
-            done = status.endswith(" 1")
+            done = bool(status.endswith(" 1"))
             if done:
                 await _touch(conn, request_id)
         return done
@@ -313,7 +314,7 @@ class RequestStore:
                 state.value,
                 error,
             )
-            done = status.endswith(" 1")
+            done = bool(status.endswith(" 1"))
             if done:
                 await _touch(conn, request_id)
         return done
@@ -392,9 +393,7 @@ class RequestStore:
             data,
         )
 
-    async def finish_archive(
-        self, request_id: str, version: int, size: int, sha256: str, expires_at: datetime
-    ) -> bool:
+    async def finish_archive(self, request_id: str, version: int, size: int, sha256: str, expires_at: datetime) -> bool:
         """Publish the archive, destroy the request key and the sealed chunks, drop older versions.
 
         The identifiers stay (encrypted) while the request record is kept, so that RetrySystem can
@@ -554,9 +553,7 @@ class RequestStore:
         infos = []
         for row in rows:
             window = 3 * row["interval_seconds"]
-            instances = (
-                json.loads(row["instances"]) if isinstance(row["instances"], str) else row["instances"]
-            )
+            instances = json.loads(row["instances"]) if isinstance(row["instances"], str) else row["instances"]
             recent = sorted(
                 instance
                 for instance, seen in instances.items()
@@ -609,9 +606,7 @@ def _decode_token(token: str) -> tuple[datetime, uuid.UUID] | None:
         when, _, rid = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
         return datetime.fromisoformat(when), uuid.UUID(rid)
     except ValueError as error:
-        raise InvalidArgument(
-            [FieldViolation("page_token", "page_token is not one this service gave")]
-        ) from error
+        raise InvalidArgument([FieldViolation("page_token", "page_token is not one this service gave")]) from error
 
 
 def _system_row(row: asyncpg.Record) -> SystemRow:
