@@ -26,6 +26,8 @@ class FakeDsarService(dsar_pb2_grpc.DsarServiceServicer):
     fail: tuple[grpc.StatusCode, str] | None = None
     submitted: list[dsar_pb2.SubmitRequest] = field(default_factory=list)
     list_queries: list[dsar_pb2.ListRequest] = field(default_factory=list)
+    # Cancel, RetrySystem and ExtendDeadline calls, as received.
+    changes: list[object] = field(default_factory=list)
     watch_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _maybe_fail(self, context: grpc.aio.ServicerContext) -> None:
@@ -80,6 +82,26 @@ class FakeDsarService(dsar_pb2_grpc.DsarServiceServicer):
             yield message
         if self.abort_download:
             await context.abort(self.abort_download, "archive storage unavailable")
+
+    async def Cancel(
+        self, request: dsar_pb2.CancelRequest, context: grpc.aio.ServicerContext
+    ) -> dsar_pb2.CancelResponse:
+        self.changes.append(request)
+        cancelled = dsar_pb2.DataRequest(request_id=request.request_id, state=dsar_pb2.REQUEST_STATE_CANCELLED)
+        return dsar_pb2.CancelResponse(request=cancelled)
+
+    async def RetrySystem(
+        self, request: dsar_pb2.RetrySystemRequest, context: grpc.aio.ServicerContext
+    ) -> dsar_pb2.RetrySystemResponse:
+        self.changes.append(request)
+        return dsar_pb2.RetrySystemResponse(request=dsar_pb2.DataRequest(request_id=request.request_id))
+
+    async def ExtendDeadline(
+        self, request: dsar_pb2.ExtendDeadlineRequest, context: grpc.aio.ServicerContext
+    ) -> dsar_pb2.ExtendDeadlineResponse:
+        self.changes.append(request)
+        extended = dsar_pb2.DataRequest(request_id=request.request_id, extension_reason=request.reason)
+        return dsar_pb2.ExtendDeadlineResponse(request=extended)
 
     async def ListSystems(
         self, request: dsar_pb2.ListSystemsRequest, context: grpc.aio.ServicerContext

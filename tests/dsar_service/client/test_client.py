@@ -64,3 +64,17 @@ async def test_list_follows_pages_and_sends_filters(served: Served) -> None:
     for query in served.service.list_queries:
         assert list(query.states) == [dsar_pb2.REQUEST_STATE_READY]
         assert query.overdue_only
+
+
+async def test_cancel_retry_and_extend_send_their_arguments(served: Served) -> None:
+    async with DsarClient.connect(served.settings) as client:
+        cancelled = await client.cancel("r-1")
+        await client.retry_system("r-1", "crm")
+        extended = await client.extend_deadline("r-1", 2, "volume of data")
+    assert cancelled.state == dsar_pb2.REQUEST_STATE_CANCELLED
+    assert extended.extension_reason == "volume of data"
+    assert served.service.changes == [
+        dsar_pb2.CancelRequest(request_id="r-1"),
+        dsar_pb2.RetrySystemRequest(request_id="r-1", system="crm"),
+        dsar_pb2.ExtendDeadlineRequest(request_id="r-1", months=2, reason="volume of data"),
+    ]
