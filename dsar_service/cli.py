@@ -219,7 +219,7 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from dsar_service.demo import DemoOptions, run_demo
 
     options = DemoOptions(seed=args.seed, keep_stack=args.keep_stack, timeout_seconds=args.timeout)
-    return await run_demo(settings, options, sys.stdout)
+    return await run_demo(settings, options, sys.stdout, reload_settings=lambda: load_settings(args))
 
 
 def _print_json(value: Any) -> None:

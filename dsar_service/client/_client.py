@@ -37,9 +37,7 @@ def open_channel(settings: Settings) -> grpc.aio.Channel:
 class DsarClient:
     """The DsarService, one method per RPC, with errors translated. Use as an async context manager."""
 
-    def __init__(
-        self, channel: grpc.aio.Channel, target: str, timeout: float = DEFAULT_TIMEOUT_SECONDS
-    ) -> None:
+    def __init__(self, channel: grpc.aio.Channel, target: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self._channel = channel
         self._target = target
         self._timeout = timeout
@@ -145,9 +143,7 @@ class DsarClient:
         """Run one system of a request again, as a new attempt."""
         query = dsar_pb2.RetrySystemRequest(request_id=request_id, system=system)
         try:
-            response: dsar_pb2.RetrySystemResponse = await self._stub.RetrySystem(
-                query, timeout=self._timeout
-            )
+            response: dsar_pb2.RetrySystemResponse = await self._stub.RetrySystem(query, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
             raise translate(error, self._target) from None
         return response.request
@@ -156,9 +152,7 @@ class DsarClient:
         """Push the request's due date back by `months` (1 or 2 in all), for a reason given to the subject."""
         query = dsar_pb2.ExtendDeadlineRequest(request_id=request_id, months=months, reason=reason)
         try:
-            response: dsar_pb2.ExtendDeadlineResponse = await self._stub.ExtendDeadline(
-                query, timeout=self._timeout
-            )
+            response: dsar_pb2.ExtendDeadlineResponse = await self._stub.ExtendDeadline(query, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
             raise translate(error, self._target) from None
         return response.request

@@ -18,9 +18,7 @@ from dsar.v1 import dsar_pb2
 from ._errors import DownloadError
 
 
-async def save_archive(
-    stream: AsyncIterator[dsar_pb2.DownloadArchiveResponse], target: Path
-) -> dsar_pb2.ArchiveInfo:
+async def save_archive(stream: AsyncIterator[dsar_pb2.DownloadArchiveResponse], target: Path) -> dsar_pb2.ArchiveInfo:
     """Write the streamed archive to `target` (atomically, mode 0600) and return its info.
 
     Raises DownloadError, leaving `target` untouched, when the stream does not start with the

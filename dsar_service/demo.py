@@ -1,0 +1,295 @@
+"""`dsar demo`: the main job end to end, on the embedded stack, in one command.
+
+    1. start the embedded stack in the state folder (or use the one already running there);
+    2. create the five source systems' schemas and fill them with a small generated population;
+    3. start the service and the connectors, as `python -m dsar_service.cli serve` and
+       `… connectors run` subprocesses (their logs go to <state>/logs/demo-*.log);
+    4. wait until every installed connector has announced itself (ListSystems);
+    5. make a fresh age identity, submit an access request for the demo subject (e-mail and NIR);
+    6. show each system's progress live, download the encrypted archive, decrypt it;
+    7. print what the archive holds (files and sizes, records per system and dataset) and where the
+       archive, the decrypted ZIP and the identity were written (<state>/demo/).
+
+Whatever happens, including Ctrl-C, what the demo started is stopped on the way out: the
+connectors, then the service, then the stack if the demo started it (unless --keep-stack).
+Personal data is only written to <state>/demo/ (owner-only files); nothing of it is printed.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from dsar_common.settings import Settings
+from dsar_service.client import (
+    UNSUCCESSFUL_REQUEST_STATES,
+    ClientError,
+    DsarClient,
+    ServiceUnavailable,
+    SubjectFields,
+    build_submit_request,
+    decrypt_file,
+    follow,
+    generate_identity,
+    human_bytes,
+    make_view,
+    request_state_name,
+    save_archive,
+    summarize_archive,
+    summary_lines,
+)
+
+# How long the service and the connectors may take to come up and announce themselves.
+STARTUP_SECONDS = 90.0
+POLL_SECONDS = 0.5
+# How long each child gets to stop after SIGTERM before it is killed.
+STOP_GRACE_SECONDS = 15.0
+CONNECTOR_GROUP = "dsar.connectors"
+
+
+class DemoError(ClientError):
+    """A step of the demo failed; the message says which, and where to look."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What `dsar demo` can be told: the population's seed, the overall time limit, whether to keep the stack."""
+
+    seed: int = 15
+    timeout_seconds: float = 300.0
+    keep_stack: bool = False
+
+
+class _Narrator:
+    """Prints the demo's steps, one line each, with how long each took."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    @contextlib.contextmanager
+    def step(self, text: str) -> Iterator[None]:
+        self.out.write(f"• {text} … ")
+        self.out.flush()
+        began = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            self.out.write("failed\n")
+            self.out.flush()
+            raise
+        self.out.write(f"done ({time.monotonic() - began:.1f}s)\n")
+        self.out.flush()
+
+    def say(self, text: str = "") -> None:
+        self.out.write(f"{text}\n")
+        self.out.flush()
+
+
+async def run_demo(
+    settings: Settings, options: DemoOptions, out: TextIO, reload_settings: Callable[[], Settings]
+) -> int:
+    """Run the demo (see the module's docstring); return 0 when the archive was decrypted and summarised.
+
+    `settings` names the state folder; once the stack is up, `reload_settings()` is called to read
+    the settings file it wrote (the CLI owns `Settings.load()`). Raises DemoError, or a ClientError
+    from a call to the service, on the first step that fails.
+    """
+    from dsar_service import stack
+
+    narrator = _Narrator(out)
+    state_dir = settings.state_dir.expanduser().resolve()
+    demo_dir = state_dir / "demo"
+    async with contextlib.AsyncExitStack() as cleanup:
+        with narrator.step(f"starting the embedded stack in {state_dir}"):
+            info = await stack.stack_up(state_dir)
+        if info.already_running:
+            narrator.say("  (it was already running: it is left running)")
+        elif not options.keep_stack:
+            cleanup.push_async_callback(_stop_stack, narrator, state_dir)
+        settings = reload_settings()
+        try:
+            async with asyncio.timeout(options.timeout_seconds):
+                return await _run_job(settings, state_dir, demo_dir, options.seed, narrator, cleanup)
+        except TimeoutError:
+            raise DemoError(f"the demo did not finish within {options.timeout_seconds:.0f}s") from None
+    raise AssertionError("unreachable")  # the block returns or raises
+
+
+async def _run_job(
+    settings: Settings,
+    state_dir: Path,
+    demo_dir: Path,
+    seed: int,
+    narrator: _Narrator,
+    cleanup: contextlib.AsyncExitStack,
+) -> int:
+    """Everything after the stack is up: the sources, the children (stopped by `cleanup`), the request."""
+    with narrator.step("creating the source systems and loading the demo population"):
+        subject = await _fill_sources(settings, seed)
+    children = await cleanup.enter_async_context(_children(settings, state_dir, narrator))
+    async with DsarClient.connect(settings) as client:
+        with narrator.step("waiting for the service and every connector to announce itself"):
+            systems = await _wait_for_systems(client, children, _installed_connectors())
+        narrator.say(f"  connectors: {', '.join(systems)}")
+        return await _request_archive(client, subject, systems, demo_dir, narrator)
+
+
+async def _request_archive(
+    client: DsarClient, subject: SubjectFields, systems: list[str], demo_dir: Path, narrator: _Narrator
+) -> int:
+    """Submit, watch, download, decrypt and summarise; the files go to `demo_dir`."""
+    _make_private_folder(demo_dir)
+    with narrator.step("making a fresh age identity for the requester"):
+        identity = await generate_identity()
+        identity_file = demo_dir / "identity.txt"
+        identity.write(identity_file)
+    request = build_submit_request("access", subject, identity.recipient, f"demo-{uuid.uuid4().hex[:16]}", systems)
+    submitted = await client.submit(request)
+    request_id = submitted.request.request_id
+    narrator.say(f"• access request {request_id} submitted for the demo subject (by e-mail and NIR)")
+    final = await follow(client.watch(request_id), make_view(narrator.out))
+    if final.state in UNSUCCESSFUL_REQUEST_STATES:
+        reason = f": {final.error}" if final.error else ""
+        raise DemoError(f"the request ended {request_state_name(final.state).lower()}{reason}")
+    archive_file = demo_dir / f"{request_id}.age"
+    zip_file = demo_dir / f"{request_id}.zip"
+    with narrator.step("downloading the encrypted archive"):
+        archive = await save_archive(client.download(request_id), archive_file)
+    with narrator.step("decrypting it with the requester's identity"):
+        await decrypt_file(archive_file, zip_file, identity_file)
+    summary = summarize_archive(zip_file)
+    narrator.say()
+    for line in summary_lines(summary):
+        narrator.say(line)
+    narrator.say()
+    narrator.say(f"archive    {archive_file} ({human_bytes(archive.size_bytes)}, sha256 {archive.sha256})")
+    narrator.say(f"decrypted  {zip_file}")
+    narrator.say(f"identity   {identity_file} (public key {identity.recipient})")
+    return 0
+
+
+async def _fill_sources(settings: Settings, seed: int) -> SubjectFields:
+    """Create the schemas, load a small population, and return the demo subject's identifiers."""
+    from connectors.testing import population
+
+    generated = population.generate(seed, population.PopulationSizes())
+    await population.load_population(
+        generated, postgres_url=settings.source_postgres_url, mongodb_url=settings.source_mongodb_url
+    )
+    return SubjectFields(emails=[generated.demo.email], nir=generated.demo.nir)
+
+
+def _make_private_folder(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _open_log(path: Path) -> BinaryIO:
+    """The child's log file, truncated (its folder made owner-only if missing)."""
+    _make_private_folder(path.parent)
+    return open(path, "wb")
+
+
+def _installed_connectors() -> list[str]:
+    """The systems whose connectors are installed (the `dsar.connectors` entry points), sorted."""
+    return sorted({entry.name for entry in entry_points(group=CONNECTOR_GROUP)})
+
+
+# --- the service and the connectors, as child processes -----------------------------------------
+
+
+@dataclass
+class _Child:
+    """A child process of the demo and the log file its output goes to."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+    def check(self) -> None:
+        """Raise DemoError if the process has exited."""
+        if self.process.returncode is not None:
+            raise DemoError(f"the {self.name} exited (code {self.process.returncode}); see {self.log}{_tail(self.log)}")
+
+
+def _tail(log: Path, lines: int = 1) -> str:
+    """The log's last line, after a colon, to show why a child died (logs hold no personal data)."""
+    try:
+        last = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-lines:]
+    except (OSError, IndexError):
+        return ""
+    return f": {' / '.join(last)}" if last else ""
+
+
+@contextlib.asynccontextmanager
+async def _children(settings: Settings, state_dir: Path, narrator: _Narrator) -> AsyncIterator[list[_Child]]:
+    """Start `dsar serve` and `dsar connectors run`; stop them (connectors first) on the way out."""
+    environ = {**os.environ, "DSAR_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    children: list[_Child] = []
+    try:
+        for name, argv in (("service", ["serve"]), ("connectors", ["connectors", "run"])):
+            log = state_dir / "logs" / f"demo-{name}.log"
+            with _open_log(log) as output:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "dsar_service.cli", *argv,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output, env=environ,
+                    start_new_session=True,  # Ctrl-C reaches the demo only, which stops them in order
+                )  # fmt: skip
+            children.append(_Child(name, process, log))
+        narrator.say(f"• started the service (pid {children[0].process.pid}) and the connectors "
+                     f"(pid {children[1].process.pid}); logs in {state_dir / 'logs'}")  # fmt: skip
+        yield children
+    finally:
+        with narrator.step("stopping the connectors and the service"):
+            for child in reversed(children):
+                await asyncio.shield(_stop_child(child))
+
+
+async def _stop_child(child: _Child) -> None:
+    """SIGTERM, then SIGKILL after the grace period; waits until the process is gone."""
+    process = child.process
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+async def _stop_stack(narrator: _Narrator, state_dir: Path) -> None:
+    from dsar_service import stack
+
+    with narrator.step("stopping the embedded stack"):
+        await asyncio.shield(stack.stack_down(state_dir))
+
+
+async def _wait_for_systems(client: DsarClient, children: list[_Child], expected: list[str]) -> list[str]:
+    """Poll ListSystems until every expected system is alive; fail at once if a child exits."""
+    if not expected:
+        raise DemoError(f"no connector is installed (no `{CONNECTOR_GROUP}` entry point)")
+    deadline = time.monotonic() + STARTUP_SECONDS
+    alive: set[str] = set()
+    while True:
+        for child in children:
+            child.check()
+        with contextlib.suppress(ServiceUnavailable):
+            alive = {info.name for info in await client.list_systems() if info.alive}
+            if alive >= set(expected):
+                return sorted(expected)
+        if time.monotonic() > deadline:
+            missing = ", ".join(sorted(set(expected) - alive))
+            raise DemoError(
+                f"after {STARTUP_SECONDS:.0f}s, still waiting for: {missing or 'the service'}; "
+                f"see {children[0].log.parent}"
+            )
+        await asyncio.sleep(POLL_SECONDS)
