@@ -9,7 +9,7 @@ Nothing here imports Kafka or gRPC.
 """
 
 from connectors.sdk._connector import Connector
-from connectors.sdk._datasets import Dataset, Field, Provenance, Record
+from connectors.sdk._datasets import REDACTIONS, Dataset, Field, Provenance, Record
 from connectors.sdk._errors import (
     ConnectorDefinitionError,
     ConnectorError,
@@ -22,6 +22,7 @@ from connectors.sdk._stores import Store, mongodb, postgresql
 from connectors.sdk.identifiers import Ident, Identifier, split_full_name
 
 __all__ = [
+    "REDACTIONS",
     "Connector",
     "ConnectorDefinitionError",
     "ConnectorError",

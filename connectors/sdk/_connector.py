@@ -108,9 +108,7 @@ class Connector:
         self._datasets[name] = dataset
         return dataset
 
-    def redaction(
-        self, dataset: Dataset | str, key: str, fields_removed: Iterable[str], reason: str
-    ) -> Record:
+    def redaction(self, dataset: Dataset | str, key: str, fields_removed: Iterable[str], reason: str) -> Record:
         """A note that another person's data was removed from a record (GDPR art. 15(4)).
 
         Yield it from the search like a record; the runtime sends all notes after the datasets,

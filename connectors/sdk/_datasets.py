@@ -175,9 +175,7 @@ class Dataset:
                 raise RecordError(
                     f"{self.connector.name}.{self.name}: {kind.value} is not in the connector's discovers"
                 )
-            values: Iterable[object] = (
-                value if isinstance(value, list | tuple | set | frozenset) else (value,)
-            )
+            values: Iterable[object] = value if isinstance(value, list | tuple | set | frozenset) else (value,)
             for one in values:
                 text = normalise_discovered(kind, one)
                 if text is not None:
@@ -205,9 +203,7 @@ def build_fields(owner: str, activity: str, fields: Mapping[str, "Provenance | F
             raise ConnectorDefinitionError(
                 f"field {owner}.{name} has no provenance: give a Provenance or a Field(Provenance…)"
             )
-        built[name] = Field(
-            spec.provenance, check_name("activity", spec.activity or activity), spec.description
-        )
+        built[name] = Field(spec.provenance, check_name("activity", spec.activity or activity), spec.description)
     return built
 
 

@@ -37,7 +37,7 @@ class Query:
     @classmethod
     def of(cls, kind: RequestKind, identifiers: Iterable[Identifier]) -> "Query":
         """A query holding each identifier once, in a stable order."""
-        return cls(kind, tuple(sorted(set(identifiers))))
+        return cls(kind, tuple(sorted(set(identifiers), key=lambda i: (i.kind.value, i.value, i.source))))
 
     @property
     def portability(self) -> bool:

@@ -1,0 +1,258 @@
+"""One attempt of one request on one system: search every dataset, seal chunks, send, complete.
+
+The datasets are searched one after the other, so the records of a dataset are contiguous in
+the stream (the service's archive relies on it). Redaction notes are held back and sent last, as
+the dataset `_redactions`. Records are packed into RecordBatches of at most 1 MiB, each sealed to
+the request's key and bound to (request, system, attempt, sequence), and each send is awaited:
+a slow broker slows the search instead of filling memory. Keys seen in a dataset are
+de-duplicated (a subject found by e-mail and by NIR is returned once).
+"""
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol, TypeAlias
+
+from connectors.runtime.chunks import MAX_CHUNK_BYTES, ChunkPacker, encode_record
+from connectors.runtime.messages import QueryOrder, identifier_to_proto
+from connectors.runtime.retry import RetryPolicy
+from connectors.runtime.sources import Source
+from connectors.sdk import REDACTIONS, Connector, ConnectorError, Identifier, Query, Record, TemporaryError
+from connectors.sdk._datasets import Search
+from dsar.bus.v1 import bus_pb2
+from dsar_common.sealing import chunk_binding, discovered_binding, seal
+from dsar_common.topics import Topics
+
+log = logging.getLogger("connectors.runtime")
+
+Status: TypeAlias = "bus_pb2.CompletionStatus.ValueType"
+
+
+class Producer(Protocol):
+    """What the runtime needs of a Kafka producer (aiokafka's AIOKafkaProducer fits)."""
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any: ...
+
+
+class Attempt:
+    """Runs a QueryOrder for a connector and reports it on the result topic."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        order: QueryOrder,
+        *,
+        source: Source,
+        producer: Producer,
+        topics: Topics,
+        instance_id: str,
+        retry: RetryPolicy | None = None,
+        progress_seconds: float = 1.0,
+        chunk_limit: int = MAX_CHUNK_BYTES,
+    ) -> None:
+        self.connector = connector
+        self.order = order
+        self._source = source
+        self._producer = producer
+        self._topics = topics
+        self._instance_id = instance_id
+        self._retry = retry or RetryPolicy()
+        self._progress_seconds = progress_seconds
+        self._chunk_limit = chunk_limit
+        self.chunks = 0
+        self.records = 0  # records sent in chunks
+        self.bytes = 0  # plaintext bytes of the chunks sent
+        self._found = 0  # records found so far, sent or buffered (for progress)
+        self._packer = ChunkPacker(chunk_limit)
+        self._discovered: dict[tuple[str, str], Identifier] = {}
+        self.completing = False  # set once the Completion is being sent: too late to cancel
+
+    async def run(self) -> None:
+        """Search, send, and end with a Completion. Cancellation propagates (the worker reports it)."""
+        await self._send_progress()
+        ticker = asyncio.create_task(self._tick())
+        try:
+            status, error, retryable = await self._search_with_deadline()
+        finally:
+            ticker.cancel()
+        await self.complete(status, error, retryable)
+
+    async def complete(self, status: Status, error: str = "", retryable: bool = False) -> None:
+        """Send the attempt's Completion (and, when completed, what it discovered, sealed)."""
+        self.completing = True
+        sealed = b""
+        if status == bus_pb2.COMPLETION_STATUS_COMPLETED and self._discovered:
+            found = sorted(self._discovered.items())
+            found_proto = bus_pb2.Discovered(identifiers=[identifier_to_proto(i) for _, i in found])
+            sealed = self._seal(found_proto.SerializeToString(), discovered_binding(*self._place))
+        completion = bus_pb2.Completion(
+            request_id=self.order.request_id,
+            system=self.order.system,
+            attempt=self.order.attempt,
+            status=status,
+            chunk_count=self.chunks,
+            record_count=self.records,
+            byte_count=self.bytes,
+            error=error,
+            retryable=retryable,
+            sealed_discovered=sealed,
+        )
+        await self._send(bus_pb2.ResultEvent(completion=completion))
+        log.info(
+            "request %s on %s attempt %d: %s, %d records in %d chunks",
+            self.order.request_id,
+            self.order.system,
+            self.order.attempt,
+            bus_pb2.CompletionStatus.Name(status),
+            self.records,
+            self.chunks,
+        )
+
+    @property
+    def _place(self) -> tuple[str, str, int]:
+        return self.order.request_id, self.order.system, self.order.attempt
+
+    async def _search_with_deadline(self) -> tuple[Status, str, bool]:
+        loop = asyncio.get_running_loop()
+        when = None
+        if self.order.deadline is not None:
+            when = loop.time() + (self.order.deadline - dt.datetime.now(dt.UTC)).total_seconds()
+            if when <= loop.time():
+                return bus_pb2.COMPLETION_STATUS_FAILED, "deadline passed", True
+        try:
+            async with asyncio.timeout_at(when):
+                return await self._search_with_retries()
+        except TimeoutError:
+            return bus_pb2.COMPLETION_STATUS_FAILED, "deadline passed", True
+
+    async def _search_with_retries(self) -> tuple[Status, str, bool]:
+        delays = self._retry.delays()
+        while True:
+            try:
+                await self._search()
+                return bus_pb2.COMPLETION_STATUS_COMPLETED, "", False
+            except TemporaryError as error:
+                delay = next(delays, None)
+                if self.chunks or delay is None:
+                    return bus_pb2.COMPLETION_STATUS_FAILED, str(error), True
+                log.warning("request %s on %s: %s; retrying in %.1fs", self.order.request_id,
+                            self.order.system, error, delay)  # fmt: skip
+                self._restart()
+                await asyncio.sleep(delay)
+            except ConnectorError as error:
+                return bus_pb2.COMPLETION_STATUS_FAILED, str(error), error.retryable
+
+    def _restart(self) -> None:
+        self._packer = ChunkPacker(self._chunk_limit)
+        self._discovered.clear()
+        self._found = 0
+
+    async def _search(self) -> None:
+        query = self.connector.restrict(self.order.query)
+        asked = {(i.kind.value, i.value) for i in query.identifiers}
+        returned: set[str] = set()
+        redactions: dict[str, Record] = {}
+        for dataset in self.connector.datasets:
+            if query.portability and not dataset.portable:
+                continue
+            returned.add(dataset.name)
+            seen: set[str] = set()
+            async for record in self._records(dataset.searcher, query):
+                if record.dataset == REDACTIONS:
+                    redactions.setdefault(record.key, record)
+                    continue
+                if record.dataset != dataset.name:
+                    raise ConnectorError(f"the search of {dataset.name} yielded a {record.dataset} record")
+                for found in record.discovered:
+                    if (found.kind.value, found.value) not in asked:
+                        self._discovered.setdefault((found.kind.value, found.value), found)
+                if record.key in seen:
+                    continue
+                seen.add(record.key)
+                view = dataset.view(record, query.portability)
+                if view is not None:
+                    await self._add(view)
+        for note in redactions.values():
+            if note.fields["dataset"] in returned:
+                await self._add(note)
+        batch = self._packer.flush()
+        if batch is not None:
+            await self._send_chunk(*batch)
+
+    async def _records(self, search: Search, query: Query) -> AsyncIterator[Record]:
+        """The records of one search, with the store's errors translated."""
+        try:
+            async with self._source.lend() as db:
+                iterator = search(query, db)
+                try:
+                    while True:
+                        try:
+                            record = await anext(iterator)
+                        except StopAsyncIteration:
+                            break
+                        yield record
+                finally:
+                    close = getattr(iterator, "aclose", None)  # searches are async generators
+                    if close is not None:
+                        await close()
+        except ConnectorError:
+            raise
+        except Exception as error:  # the driver's errors, mapped once, without their messages
+            raise self._source.translate(error) from error
+
+    async def _add(self, record: Record) -> None:
+        self._found += 1
+        full = self._packer.add(encode_record(record))
+        if full is not None:
+            await self._send_chunk(*full)
+
+    async def _send_chunk(self, batch: bytes, count: int) -> None:
+        sequence = self.chunks
+        chunk = bus_pb2.ResultChunk(
+            request_id=self.order.request_id,
+            system=self.order.system,
+            attempt=self.order.attempt,
+            sequence=sequence,
+            record_count=count,
+            sealed_records=self._seal(batch, chunk_binding(*self._place, sequence)),
+        )
+        await self._send(bus_pb2.ResultEvent(chunk=chunk))
+        self.chunks += 1
+        self.records += count
+        self.bytes += len(batch)
+
+    def _seal(self, plaintext: bytes, info: bytes) -> bytes:
+        return seal(plaintext, self.order.result_public_key, info)
+
+    async def _send_progress(self) -> None:
+        progress = bus_pb2.Progress(
+            request_id=self.order.request_id,
+            system=self.order.system,
+            attempt=self.order.attempt,
+            records=self._found,
+            bytes=self.bytes,
+            instance_id=self._instance_id,
+        )
+        await self._send(bus_pb2.ResultEvent(progress=progress))
+
+    async def _tick(self) -> None:
+        next_at = time.monotonic()
+        while True:
+            next_at += self._progress_seconds
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await self._send_progress()
+
+    async def _send(self, event: bus_pb2.ResultEvent) -> None:
+        await self._producer.send_and_wait(
+            self._topics.results, event.SerializeToString(), key=self.order.request_id.encode()
+        )

@@ -1,0 +1,117 @@
+"""The stores connectors read: pools opened lazily, connections lent to searches, errors translated.
+
+This is the only runtime module that imports asyncpg or motor. A PostgreSQL store gets an
+asyncpg pool (a search borrows one connection for its duration); a MongoDB store gets a motor
+client (a search gets the database). Neither connects before the first search, so a runtime
+starts even when a store is down, and a search then fails with a retryable TemporaryError.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pymongo.errors
+from motor.motor_asyncio import AsyncIOMotorClient
+
+from connectors.sdk import ConnectorError, PermanentError, Store, TemporaryError
+from dsar_common.settings import Settings
+
+_PG_TEMPORARY: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+_MONGO_TEMPORARY: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    pymongo.errors.ConnectionFailure,
+    pymongo.errors.ExecutionTimeout,
+)
+
+
+class Source(Protocol):
+    """A store as the runtime uses it."""
+
+    def lend(self) -> Any:
+        """An async context manager giving a search its `db` argument."""
+
+    def translate(self, error: Exception) -> ConnectorError:
+        """The SDK error for an error raised by the store's driver (the message holds no data)."""
+
+    async def aclose(self) -> None: ...
+
+
+class PostgresSource:
+    """An asyncpg pool on one database, created at the first search."""
+
+    def __init__(self, dsn: str, database: str, max_size: int) -> None:
+        self.database = database
+        self._dsn = _with_database(dsn, database)
+        self._max_size = max_size
+        self._pool: Any = None
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def lend(self) -> AsyncIterator[Any]:
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn, min_size=0, max_size=self._max_size, timeout=10, command_timeout=300
+                )
+        async with self._pool.acquire(timeout=30) as connection:
+            yield connection
+
+    def translate(self, error: Exception) -> ConnectorError:
+        name = type(error).__name__
+        if isinstance(error, _PG_TEMPORARY):
+            return TemporaryError(f"postgresql database {self.database} unavailable ({name})")
+        return PermanentError(f"postgresql database {self.database} refused the search ({name})")
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+class MongoSource:
+    """A motor client; searches get the database, with timezone-aware datetimes."""
+
+    def __init__(self, url: str, database: str, max_size: int) -> None:
+        self.database = database
+        self._client: Any = AsyncIOMotorClient(
+            url, tz_aware=True, maxPoolSize=max_size, serverSelectionTimeoutMS=10_000
+        )
+
+    @asynccontextmanager
+    async def lend(self) -> AsyncIterator[Any]:
+        yield self._client[self.database]
+
+    def translate(self, error: Exception) -> ConnectorError:
+        name = type(error).__name__
+        if isinstance(error, _MONGO_TEMPORARY):
+            return TemporaryError(f"mongodb database {self.database} unavailable ({name})")
+        return PermanentError(f"mongodb database {self.database} refused the search ({name})")
+
+    async def aclose(self) -> None:
+        self._client.close()
+
+
+def open_source(store: Store, settings: Settings, database: str | None, max_size: int) -> Source:
+    """The source for a connector's store; `database` replaces the declared name (tests, staging)."""
+    database = database or store.database
+    if store.kind == "postgresql":
+        return PostgresSource(settings.source_postgres_url, database, max_size)
+    return MongoSource(settings.source_mongodb_url, database, max_size)
+
+
+def _with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))

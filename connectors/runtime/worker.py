@@ -1,0 +1,265 @@
+"""The loop that runs one connector: commands in, attempts run concurrently, offsets committed after.
+
+    poll a batch → for each message: dead-letter it, cancel a request, or start an attempt task
+                 → commit, per partition, up to the lowest command still running
+    every heartbeat_seconds: announce the system's public key and what it accepts
+
+At most `concurrency` attempts search at once; a few more commands wait their turn, and polling
+pauses beyond that. A CancelCommand stops the request's running attempts promptly: each sends a
+Completion(CANCELLED). On stop, no new command is taken; running attempts get `grace_seconds`
+to finish, the finished ones are committed, and the rest run again after a restart.
+"""
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.runtime.attempt import Attempt, Producer
+from connectors.runtime.chunks import MAX_CHUNK_BYTES
+from connectors.runtime.messages import InvalidCommand, QueryOrder, decode_command, kind_to_proto, open_query
+from connectors.runtime.offsets import OffsetTracker
+from connectors.runtime.retry import RetryPolicy
+from connectors.runtime.sources import Source
+from connectors.sdk import Connector
+from dsar.bus.v1 import bus_pb2
+from dsar_common.sealing import KeyPair
+from dsar_common.topics import Topics
+
+log = logging.getLogger("connectors.runtime")
+
+
+def _instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How the runtime works; the defaults suit production."""
+
+    concurrency: int = 4  # attempts searching at once, per connector
+    grace_seconds: float = 30.0  # how long running attempts may finish after a stop
+    progress_seconds: float = 1.0  # how often a running attempt reports Progress
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    chunk_limit: int = MAX_CHUNK_BYTES
+    poll_seconds: float = 0.2
+    instance_id: str = field(default_factory=_instance_id)
+    version: str = "0.1.0"
+
+
+@dataclass(eq=False)
+class _Running:
+    attempt: Attempt
+    task: "asyncio.Task[None] | None" = None
+    cancel_requested: bool = False
+    completing: bool = False
+
+
+class ConnectorWorker:
+    """Consumes one system's command topic and runs its attempts."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        consumer: Any,
+        producer: Producer,
+        source: Source,
+        keys: KeyPair,
+        topics: Topics,
+        options: RuntimeOptions,
+        heartbeat_seconds: float,
+    ) -> None:
+        self.connector = connector
+        self._consumer = consumer
+        self._producer = producer
+        self._source = source
+        self._keys = keys
+        self._topics = topics
+        self._options = options
+        self._heartbeat_seconds = heartbeat_seconds
+        self._slots = asyncio.Semaphore(options.concurrency)
+        self._max_waiting = options.concurrency * 4
+        self._offsets: OffsetTracker[Any] = OffsetTracker()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[str, list[_Running]] = {}
+        self._failure: BaseException | None = None
+
+    @property
+    def system(self) -> str:
+        return self.connector.name
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll and run commands until `stop` is set, then drain and commit."""
+        heartbeats = asyncio.create_task(self._heartbeats())
+        try:
+            while not stop.is_set():
+                self._raise_failure()
+                if len(self._tasks) >= self._max_waiting:
+                    await asyncio.wait(
+                        self._tasks, timeout=self._options.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                    )
+                else:
+                    batch = await self._consumer.getmany(
+                        timeout_ms=int(self._options.poll_seconds * 1000), max_records=self._max_waiting
+                    )
+                    for partition, messages in batch.items():
+                        for message in messages:
+                            await self._dispatch(partition, message)
+                await self._commit()
+            await self._drain()
+            self._raise_failure()
+        finally:
+            heartbeats.cancel()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(heartbeats, *self._tasks, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        if self._tasks:
+            log.info("%s: stopping, %d attempt(s) still running", self.system, len(self._tasks))
+            await asyncio.wait(self._tasks, timeout=self._options.grace_seconds)
+        await self._commit()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    async def _dispatch(self, partition: Any, message: Any) -> None:
+        self._offsets.started(partition, message.offset)
+        try:
+            command = decode_command(message.value)
+            if command.HasField("cancel"):
+                self._cancel(command.cancel)
+            else:
+                order = open_query(command.query, self.system, self._keys.private, self._keys.key_id)
+                self._start(order, partition, message.offset)
+                return
+        except InvalidCommand as error:
+            await self._reject(message, error)
+        self._offsets.finished(partition, message.offset)
+
+    def _start(self, order: QueryOrder, partition: Any, offset: int) -> None:
+        attempt = Attempt(
+            self.connector,
+            order,
+            source=self._source,
+            producer=self._producer,
+            topics=self._topics,
+            instance_id=self._options.instance_id,
+            retry=self._options.retry,
+            progress_seconds=self._options.progress_seconds,
+            chunk_limit=self._options.chunk_limit,
+        )
+        running = _Running(attempt)
+        running.task = asyncio.create_task(self._run(running, partition, offset))
+        self._running.setdefault(order.request_id, []).append(running)
+        self._tasks.add(running.task)
+        running.task.add_done_callback(self._task_done)
+
+    async def _run(self, running: _Running, partition: Any, offset: int) -> None:
+        order = running.attempt.order
+        try:
+            async with self._slots:
+                if running.cancel_requested:
+                    raise asyncio.CancelledError
+                await running.attempt.run()
+        except asyncio.CancelledError:
+            if not running.cancel_requested:
+                raise  # a shutdown past the grace period: the command will run again
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            await running.attempt.complete(bus_pb2.COMPLETION_STATUS_CANCELLED)
+        finally:
+            attempts = self._running.get(order.request_id, [])
+            if running in attempts:
+                attempts.remove(running)
+            if not attempts:
+                self._running.pop(order.request_id, None)
+        self._offsets.finished(partition, offset)
+
+    def _task_done(self, task: "asyncio.Task[None]") -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()  # a send failed: stop, and let a restart re-run
+
+    def _cancel(self, cancel: bus_pb2.CancelCommand) -> None:
+        if cancel.system != self.system:
+            return
+        for running in self._running.get(cancel.request_id, []):
+            if not running.cancel_requested and not running.attempt.completing and running.task:
+                running.cancel_requested = True
+                running.task.cancel()
+        log.info("%s: request %s cancelled", self.system, cancel.request_id)
+
+    async def _reject(self, message: Any, error: InvalidCommand) -> None:
+        """Send an unusable command to the dead-letter topic, and fail its attempt when it says which."""
+        log.warning("%s: command at %s/%d refused: %s", self.system, message.topic, message.offset, error.reason)
+        headers = [
+            ("dsar-reason", error.reason.encode()),
+            ("dsar-topic", message.topic.encode()),
+            ("dsar-partition", str(message.partition).encode()),
+            ("dsar-offset", str(message.offset).encode()),
+            ("dsar-system", self.system.encode()),
+            ("dsar-instance", self._options.instance_id.encode()),
+        ]
+        await self._producer.send_and_wait(self._topics.dead_letters, message.value, key=message.key, headers=headers)
+        command = error.command
+        if command is not None and command.request_id and command.system:
+            completion = bus_pb2.Completion(
+                request_id=command.request_id,
+                system=command.system,
+                attempt=command.attempt,
+                status=bus_pb2.COMPLETION_STATUS_FAILED,
+                error=f"command refused: {error.reason}",
+                retryable=error.retryable,
+            )
+            await self._producer.send_and_wait(
+                self._topics.results,
+                bus_pb2.ResultEvent(completion=completion).SerializeToString(),
+                key=command.request_id.encode(),
+            )
+
+    async def _commit(self) -> None:
+        offsets = self._offsets.committable()
+        assigned = self._consumer.assignment()
+        for partition in [p for p in offsets if p not in assigned]:
+            self._offsets.forget(partition)
+            offsets.pop(partition)
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except Exception as error:  # a rebalance or a broker hiccup: the commands will run again
+            log.warning("%s: commit failed (%s)", self.system, type(error).__name__)
+            return
+        self._offsets.committed(offsets)
+
+    def heartbeat(self) -> bus_pb2.Heartbeat:
+        """The heartbeat this worker sends."""
+        message = bus_pb2.Heartbeat(
+            system=self.system,
+            instance_id=self._options.instance_id,
+            connector_version=f"{self._options.version}+{self.connector.version}",
+            public_key=self._keys.public,
+            key_id=self._keys.key_id,
+            accepts=[kind_to_proto(k) for k in sorted(self.connector.accepted_kinds, key=lambda k: k.name)],
+            discovers=[kind_to_proto(k) for k in sorted(self.connector.discovers, key=lambda k: k.name)],
+            interval_seconds=max(1, round(self._heartbeat_seconds)),
+        )
+        message.sent_at.FromDatetime(dt.datetime.now(dt.UTC))
+        return message
+
+    async def _heartbeats(self) -> None:
+        while True:
+            try:
+                await self._producer.send_and_wait(
+                    self._topics.heartbeats, self.heartbeat().SerializeToString(), key=self.system.encode()
+                )
+            except Exception as error:  # the next beat will try again
+                log.warning("%s: heartbeat not sent (%s)", self.system, type(error).__name__)
+            await asyncio.sleep(self._heartbeat_seconds)

@@ -1,0 +1,379 @@
+"""Attempts and the worker loop, against an in-memory producer, consumer and store."""
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+
+from connectors.runtime.attempt import Attempt
+from connectors.runtime.messages import QueryOrder, identifier_to_proto
+from connectors.runtime.retry import RetryPolicy
+from connectors.runtime.worker import ConnectorWorker, RuntimeOptions
+from connectors.sdk import (
+    REDACTIONS,
+    Connector,
+    ConnectorError,
+    Field,
+    Ident,
+    Identifier,
+    Query,
+    Record,
+    RequestKind,
+    TemporaryError,
+    postgresql,
+)
+from connectors.sdk import Provenance as P
+from dsar.bus.v1 import bus_pb2
+from dsar_common.sealing import (
+    KeyPair,
+    SealError,
+    chunk_binding,
+    discovered_binding,
+    open_sealed,
+    query_binding,
+    seal,
+)
+from dsar_common.topics import Topics
+
+TOPICS = Topics("t")
+demo = Connector("demo", store=postgresql("demo"), accepts=[Ident.EMAIL], discovers=[Ident.PERSON_ID])
+people = demo.dataset("people", activity="policy_management", key="id", fields={
+    "name": P.PROVIDED, "seen": P.OBSERVED, "score": Field(P.DERIVED, activity="fraud_prevention")})  # fmt: skip
+scores = demo.dataset("scores", activity="fraud_prevention", key="id", fields={"risk": P.DERIVED})
+
+
+@people.search
+async def find_people(q: Query, db: Any) -> AsyncIterator[Record]:
+    await db.before_search()
+    for row in db.people:
+        yield people.record(row, discovered={Ident.PERSON_ID: row["id"]})
+        if row["id"] == "p1":
+            yield demo.redaction(people, "p1", ["spouse"], "another person")
+        await db.after_record()
+
+
+@scores.search
+async def find_scores(q: Query, db: Any) -> AsyncIterator[Record]:
+    yield scores.record({"id": "s1", "risk": "high"})
+
+
+@dataclass
+class FakeStore:
+    """The `db` the searches get: rows, and hooks to fail or block."""
+
+    people: list[dict[str, Any]]
+    failures: list[BaseException] = field(default_factory=list)  # raised before the search, one per try
+    block: asyncio.Event | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def before_search(self) -> None:
+        self.started.set()
+        if self.failures:
+            raise self.failures.pop(0)
+
+    async def after_record(self) -> None:
+        if self.block is not None:
+            await self.block.wait()
+
+
+class FakeSource:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    @asynccontextmanager
+    async def lend(self) -> AsyncIterator[FakeStore]:
+        yield self.store
+
+    def translate(self, error: Exception) -> ConnectorError:
+        if isinstance(error, ConnectionError):
+            return TemporaryError("demo unavailable (ConnectionError)")
+        return ConnectorError(f"demo failed ({type(error).__name__})")
+
+    async def aclose(self) -> None:
+        pass
+
+
+class FakeProducer:
+    """Keeps what was sent; `fail_after` makes the n-th result send fail like a lost broker."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]] = []
+        self.changed = asyncio.Event()
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.sent.append((topic, value, key, headers))
+        self.changed.set()
+
+    def events(self) -> list[bus_pb2.ResultEvent]:
+        return [bus_pb2.ResultEvent.FromString(v or b"") for t, v, _, _ in self.sent if t == TOPICS.results]
+
+    def completions(self) -> list[bus_pb2.Completion]:
+        return [e.completion for e in self.events() if e.HasField("completion")]
+
+    async def wait_for(self, count: int) -> list[bus_pb2.Completion]:
+        async with asyncio.timeout(10):
+            while len(self.completions()) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.completions()
+
+
+def rows(n: int, size: int = 10) -> list[dict[str, Any]]:
+    return [{"id": f"p{i}", "name": "x" * size, "seen": i, "score": 0.5} for i in range(n)]
+
+
+REQUEST = KeyPair.generate()
+SYSTEM = KeyPair.generate()
+EMAIL = Identifier(Ident.EMAIL, "a@b.fr")
+
+
+def order(kind: RequestKind = RequestKind.ACCESS, deadline: dt.datetime | None = None) -> QueryOrder:
+    return QueryOrder("r1", "demo", 2, REQUEST.public, deadline, Query.of(kind, [EMAIL]))
+
+
+def opened(events: list[bus_pb2.ResultEvent]) -> list[Record]:
+    records = []
+    for event in events:
+        if event.HasField("chunk"):
+            c = event.chunk
+            plain = open_sealed(c.sealed_records, REQUEST.private, chunk_binding("r1", "demo", 2, c.sequence))
+            batch = bus_pb2.RecordBatch.FromString(plain)
+            assert len(batch.records) == c.record_count
+            records += [Record(r.dataset, r.key, orjson.loads(r.fields_json)) for r in batch.records]
+    return records
+
+
+def attempt(store: FakeStore, producer: FakeProducer, **options: Any) -> Attempt:
+    kind = options.pop("kind", RequestKind.ACCESS)
+    deadline = options.pop("deadline", None)
+    return Attempt(
+        demo,
+        order(kind, deadline),
+        source=FakeSource(store),
+        producer=producer,
+        topics=TOPICS,
+        instance_id="i1",
+        **options,
+    )
+
+
+async def test_chunks_are_sealed_to_their_place_and_datasets_stay_contiguous() -> None:
+    producer = FakeProducer()
+    await attempt(FakeStore(rows(40, size=200)), producer, chunk_limit=2_000).run()
+    events = producer.events()
+    assert events[0].HasField("progress") and events[-1].HasField("completion")
+    chunks = [e.chunk for e in events if e.HasField("chunk")]
+    assert [c.sequence for c in chunks] == list(range(len(chunks))) and len(chunks) > 3
+    records = opened(events)
+    assert [r.dataset for r in records] == ["people"] * 40 + ["scores"] + [REDACTIONS]
+    assert records[0] == Record("people", "p0", {"name": "x" * 200, "seen": 0, "score": 0.5})
+    assert records[-1].fields == {
+        "dataset": "people",
+        "record_key": "p1",
+        "fields_removed": ["spouse"],
+        "reason": "another person",
+    }
+    completion = events[-1].completion
+    assert completion.status == bus_pb2.COMPLETION_STATUS_COMPLETED
+    assert (completion.chunk_count, completion.record_count) == (len(chunks), 42)
+    found = bus_pb2.Discovered.FromString(
+        open_sealed(completion.sealed_discovered, REQUEST.private, discovered_binding("r1", "demo", 2))
+    )
+    assert {i.value for i in found.identifiers} == {f"p{i}" for i in range(40)}
+    with pytest.raises(SealError):  # a chunk does not open in another place
+        open_sealed(chunks[1].sealed_records, REQUEST.private, chunk_binding("r1", "demo", 2, 0))
+
+
+async def test_portability_drops_derived_fields_and_datasets() -> None:
+    producer = FakeProducer()
+    await attempt(FakeStore(rows(2)), producer, kind=RequestKind.PORTABILITY).run()
+    records = opened(producer.events())
+    assert [r.dataset for r in records] == ["people", "people", REDACTIONS]
+    assert records[0].fields == {"name": "x" * 10, "seen": 0}
+
+
+async def test_duplicate_keys_are_sent_once() -> None:
+    producer = FakeProducer()
+    await attempt(FakeStore(rows(3) + rows(3)), producer).run()
+    assert [r.key for r in opened(producer.events())] == ["p0", "p1", "p2", "s1", "people/p1"]
+
+
+async def test_temporary_errors_before_any_chunk_are_retried() -> None:
+    producer = FakeProducer()
+    store = FakeStore(rows(3), failures=[ConnectionError("down"), TemporaryError("busy")])
+    await attempt(store, producer, retry=RetryPolicy(attempts=3, initial=0, maximum=0)).run()
+    assert producer.completions()[0].status == bus_pb2.COMPLETION_STATUS_COMPLETED
+    assert len(opened(producer.events())) == 5
+
+
+async def test_temporary_errors_after_a_chunk_fail_the_attempt_as_retryable() -> None:
+    producer = FakeProducer()
+
+    class FailLater(FakeStore):
+        async def after_record(self) -> None:
+            if len(producer.events()) > 2:
+                raise ConnectionError("lost")
+
+    await attempt(FailLater(rows(50, size=300)), producer, chunk_limit=1_000).run()
+    (completion,) = producer.completions()
+    assert completion.status == bus_pb2.COMPLETION_STATUS_FAILED and completion.retryable
+    assert completion.error == "demo unavailable (ConnectionError)" and completion.chunk_count >= 1
+    assert completion.sealed_discovered == b""
+
+
+async def test_other_errors_fail_without_their_message() -> None:
+    producer = FakeProducer()
+    await attempt(FakeStore(rows(1), failures=[ValueError("a@b.fr is bad")]), producer).run()
+    (completion,) = producer.completions()
+    assert completion.status == bus_pb2.COMPLETION_STATUS_FAILED and not completion.retryable
+    assert completion.error == "demo failed (ValueError)"
+
+
+async def test_a_passed_deadline_fails_the_attempt() -> None:
+    producer = FakeProducer()
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    await attempt(FakeStore(rows(1)), producer, deadline=past).run()
+    assert producer.completions()[0].error == "deadline passed"
+
+    producer = FakeProducer()
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=100)
+    await attempt(FakeStore(rows(3), block=asyncio.Event()), producer, deadline=soon).run()
+    assert producer.completions()[0].error == "deadline passed"
+
+
+# The worker loop, with an in-memory consumer.
+
+
+@dataclass
+class Message:
+    value: bytes
+    offset: int
+    key: bytes = b"r1"
+    topic: str = TOPICS.commands("demo")
+    partition: int = 0
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.queue: list[Message] = []
+        self.next_offset = 0
+        self.commits: list[dict[str, int]] = []
+        self.arrived = asyncio.Event()
+
+    def put(self, value: bytes) -> None:
+        self.queue.append(Message(value, offset=self.next_offset))
+        self.next_offset += 1
+        self.arrived.set()
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[str, list[Message]]:
+        if not self.queue:
+            self.arrived.clear()
+            try:
+                async with asyncio.timeout(timeout_ms / 1000):
+                    await self.arrived.wait()
+            except TimeoutError:
+                return {}
+        taken, self.queue = self.queue[:max_records], self.queue[max_records:]
+        return {"tp0": taken}
+
+    def assignment(self) -> set[str]:
+        return {"tp0"}
+
+    async def commit(self, offsets: dict[str, int]) -> None:
+        self.commits.append(dict(offsets))
+
+
+def query_command(request_id: str = "r1", attempt: int = 1, sealed: bytes | None = None) -> bytes:
+    query = bus_pb2.Query(kind=bus_pb2.REQUEST_KIND_ACCESS, identifiers=[identifier_to_proto(EMAIL)])
+    if sealed is None:
+        sealed = seal(query.SerializeToString(), SYSTEM.public, query_binding(request_id, "demo", attempt))
+    command = bus_pb2.QueryCommand(
+        request_id=request_id,
+        system="demo",
+        attempt=attempt,
+        result_public_key=REQUEST.public,
+        key_id=SYSTEM.key_id,
+        sealed_query=sealed,
+    )
+    return bus_pb2.Command(query=command).SerializeToString()
+
+
+async def test_worker_dead_letters_cancels_and_commits_after_the_work() -> None:
+    store = FakeStore(rows(3), block=asyncio.Event())
+    producer, consumer = FakeProducer(), FakeConsumer()
+    worker = ConnectorWorker(
+        demo,
+        consumer=consumer,
+        producer=producer,
+        source=FakeSource(store),
+        keys=SYSTEM,
+        topics=TOPICS,
+        options=RuntimeOptions(poll_seconds=0.05, grace_seconds=5),
+        heartbeat_seconds=60,
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+
+    consumer.put(b"\xff not a command")  # offset 0
+    consumer.put(query_command(attempt=1, sealed=b"garbage"))  # offset 1: readable, does not open
+    consumer.put(query_command(attempt=2))  # offset 2: blocks in its search
+    (refused,) = await producer.wait_for(1)
+    assert refused.status == bus_pb2.COMPLETION_STATUS_FAILED and refused.attempt == 1
+    assert refused.error == "command refused: sealed query did not open"
+    await asyncio.wait_for(store.started.wait(), 5)
+    dead = [(v, dict(h or [])) for t, v, _, h in producer.sent if t == TOPICS.dead_letters]
+    assert [(v, h["dsar-reason"], h["dsar-offset"]) for v, h in dead] == [
+        (b"\xff not a command", b"not a dsar.bus.v1.Command", b"0"),
+        (query_command(attempt=1, sealed=b"garbage"), b"sealed query did not open", b"1"),
+    ]
+    assert consumer.commits[-1] == {"tp0": 2}  # the running command holds the commit back
+
+    cancel = bus_pb2.Command(cancel=bus_pb2.CancelCommand(request_id="r1", system="demo"))
+    consumer.put(cancel.SerializeToString())  # offset 3
+    cancelled = (await producer.wait_for(2))[1]
+    assert cancelled.status == bus_pb2.COMPLETION_STATUS_CANCELLED and cancelled.attempt == 2
+
+    heartbeat = bus_pb2.Heartbeat.FromString(next(v for t, v, _, _ in producer.sent if t == TOPICS.heartbeats) or b"")
+    assert heartbeat.public_key == SYSTEM.public and heartbeat.key_id == SYSTEM.key_id
+    assert list(heartbeat.accepts) == [bus_pb2.IDENTIFIER_KIND_EMAIL]
+
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert consumer.commits[-1] == {"tp0": 4}
+
+
+async def test_worker_lets_running_attempts_finish_on_stop() -> None:
+    store = FakeStore(rows(2), block=asyncio.Event())
+    producer, consumer = FakeProducer(), FakeConsumer()
+    worker = ConnectorWorker(
+        demo,
+        consumer=consumer,
+        producer=producer,
+        source=FakeSource(store),
+        keys=SYSTEM,
+        topics=TOPICS,
+        options=RuntimeOptions(poll_seconds=0.05, grace_seconds=5),
+        heartbeat_seconds=60,
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    consumer.put(query_command())
+    await asyncio.wait_for(store.started.wait(), 5)
+    stop.set()
+    store.block.set()  # type: ignore[union-attr]
+    await asyncio.wait_for(running, 5)
+    assert producer.completions()[0].status == bus_pb2.COMPLETION_STATUS_COMPLETED
+    assert consumer.commits[-1] == {"tp0": 1}
