@@ -54,9 +54,7 @@ def ssh_identity(directory: Path, kind: str) -> Identity:
         else ed25519.Ed25519PrivateKey.generate()
     )
     path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
     )
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return Identity(public.decode() + " subject@example", path)

@@ -28,9 +28,7 @@ def _expected_payload_length(size: int) -> int:
     "size",
     [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE, 3 * 1024 * 1024 + 17],
 )
-def test_decrypts_with_age_and_pyrage(
-    size: int, identities: dict[str, Identity], decryptors: list[Decryptor]
-) -> None:
+def test_decrypts_with_age_and_pyrage(size: int, identities: dict[str, Identity], decryptors: list[Decryptor]) -> None:
     plaintext = os.urandom(size)
     ciphertext = encrypt(plaintext, [parse_recipient(identities["age"].recipient)])
 
@@ -50,9 +48,7 @@ def test_ssh_recipients(kind: str, identities: dict[str, Identity], decryptors: 
         assert decrypt(ciphertext, identities[kind]) == plaintext
 
 
-def test_multiple_recipients_each_decrypt(
-    identities: dict[str, Identity], decryptors: list[Decryptor]
-) -> None:
+def test_every_recipient_decrypts(identities: dict[str, Identity], decryptors: list[Decryptor]) -> None:
     plaintext = os.urandom(200_000)
     recipients = [parse_recipient(identity.recipient) for identity in identities.values()]
     ciphertext = encrypt(plaintext, recipients)

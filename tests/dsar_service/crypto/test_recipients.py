@@ -43,9 +43,7 @@ def test_ssh_recipients_with_comments(identities: dict[str, Identity]) -> None:
     # The stanza tag is taken over the SSH wire key, without the comment.
     wire = base64.b64decode(identities["ed25519"].recipient.split()[1])
     assert ed.wire == wire
-    assert ed.wrap(bytes(16)).args[0] == base64.b64encode(hashlib.sha256(wire).digest()[:4]).decode().rstrip(
-        "="
-    )
+    assert ed.wrap(bytes(16)).args[0] == base64.b64encode(hashlib.sha256(wire).digest()[:4]).decode().rstrip("=")
 
 
 def test_ed25519_to_x25519_matches_the_secret_key_derivation() -> None:

@@ -1,0 +1,175 @@
+"""The archive writer: a streamed ZIP, encrypted with age as it is written, handed to a sink.
+
+    ArchiveWriter(recipients, sink)
+      add_file / open_json_array, write_json_item…, close_json_array    plaintext entries
+        -> ZipStream (deflate, data descriptors, ZIP64 where needed)    ZIP bytes, batched to 64 KiB
+        -> AgeEncryptor                                                 ciphertext in ~64 KiB pieces
+        -> sink(bytes)                                                  e.g. rows of the archive table
+
+Nothing is held but a few 64 KiB buffers, the compressor's state and one small record per
+file, so memory does not grow with the archive. The writer is synchronous and CPU-only: the
+service's async assembler drives it and decides where the sink's pieces go.
+
+The writer records each file's size and SHA-256 (`files`), so the caller can write
+manifest.json last, listing every other file; `close` returns the size and SHA-256 of the
+ciphertext, as the download API announces them.
+"""
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..crypto import AgeEncryptor, Recipient
+from .zipstream import ZipStream
+
+__all__ = ["ArchiveDigest", "ArchiveWriter", "FileEntry"]
+
+_BATCH = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of the archive: its path, plaintext size, plaintext SHA-256 (lower-case hex),
+    and for a JSON array the number of records in it."""
+
+    path: str
+    size: int
+    sha256: str
+    records: int | None = None
+
+
+@dataclass(frozen=True)
+class ArchiveDigest:
+    """The encrypted archive as delivered: its size in bytes and SHA-256 (lower-case hex)."""
+
+    size: int
+    sha256: str
+
+
+class _JsonArray:
+    """The JSON array file being written: plaintext waiting for the compressor, and its hash."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.pending = bytearray(b"[\n")
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.records = 0
+
+
+class ArchiveWriter:
+    """Write an encrypted ZIP archive to `sink`, entry by entry.
+
+        writer = ArchiveWriter([parse_recipient(text)], sink=chunks.append)
+        writer.open_json_array("data/crm/contacts.json")
+        for record in records:
+            writer.write_json_item(orjson.dumps(record))
+        writer.close_json_array()
+        writer.add_file("manifest.json", manifest_for(writer.files))
+        digest = writer.close()
+
+    Calls must come in this order: no other entry while a JSON array is open, nothing after
+    `close` (misuse raises RuntimeError). Paths are unique relative paths with '/' separators
+    (ValueError otherwise). If the sink raises, the archive is incomplete and the writer must
+    be dropped.
+    """
+
+    def __init__(
+        self,
+        recipients: Sequence[Recipient],
+        sink: Callable[[bytes], object],
+        *,
+        compresslevel: int = 6,
+        modified: datetime | None = None,
+    ) -> None:
+        self._encryptor = AgeEncryptor(recipients)
+        self._sink = sink
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._zip_bytes = bytearray()
+        self._zip = ZipStream(self._take_zip_bytes, compresslevel=compresslevel, modified=modified)
+        self._files: list[FileEntry] = []
+        self._array: _JsonArray | None = None
+        self._closed = False
+
+    @property
+    def files(self) -> list[FileEntry]:
+        """Every file completed so far, in archive order."""
+        return list(self._files)
+
+    def _deliver(self, ciphertext: bytes) -> None:
+        if ciphertext:
+            self._digest.update(ciphertext)
+            self._size += len(ciphertext)
+            self._sink(ciphertext)
+
+    def _take_zip_bytes(self, data: bytes) -> None:
+        self._zip_bytes += data
+        if len(self._zip_bytes) >= _BATCH:
+            batch, self._zip_bytes = self._zip_bytes, bytearray()
+            self._deliver(self._encryptor.update(batch))
+
+    def _check_idle(self) -> None:
+        if self._closed:
+            raise RuntimeError("the archive is closed")
+        if self._array is not None:
+            raise RuntimeError("a JSON array is open: close_json_array() first")
+
+    def _open_array(self) -> _JsonArray:
+        if self._array is None:
+            raise RuntimeError("no JSON array is open: open_json_array() first")
+        return self._array
+
+    def add_file(self, path: str, data: bytes) -> FileEntry:
+        """Add a small file whole (manifest.json, README.txt, index.html)."""
+        self._check_idle()
+        self._zip.add(path, data)
+        entry = FileEntry(path, len(data), hashlib.sha256(data).hexdigest())
+        self._files.append(entry)
+        return entry
+
+    def open_json_array(self, path: str) -> None:
+        """Start a JSON array file, e.g. data/<system>/<dataset>.json; records follow."""
+        self._check_idle()
+        self._zip.start(path)
+        self._array = _JsonArray(path)
+
+    def _flush_array(self, array: _JsonArray) -> None:
+        pending, array.pending = array.pending, bytearray()
+        array.digest.update(pending)
+        array.size += len(pending)
+        self._zip.write(pending)
+
+    def write_json_item(self, item_json: bytes) -> None:
+        """Append one record, already encoded as a JSON object (e.g. by orjson.dumps)."""
+        array = self._open_array()
+        if item_json[:1] != b"{" or item_json[-1:] != b"}":
+            raise ValueError("a JSON array item must be one encoded JSON object")
+        if array.records:
+            array.pending += b",\n"
+        array.pending += item_json
+        array.records += 1
+        if len(array.pending) >= _BATCH:
+            self._flush_array(array)
+
+    def close_json_array(self) -> FileEntry:
+        """End the open JSON array; return its size, SHA-256 and record count."""
+        array = self._open_array()
+        array.pending += b"\n]\n" if array.records else b"]\n"
+        self._flush_array(array)
+        self._zip.end()
+        self._array = None
+        entry = FileEntry(array.path, array.size, array.digest.hexdigest(), array.records)
+        self._files.append(entry)
+        return entry
+
+    def close(self) -> ArchiveDigest:
+        """Write the ZIP central directory, seal the last age chunk; return the ciphertext's digest."""
+        self._check_idle()
+        self._zip.close()
+        self._closed = True
+        batch, self._zip_bytes = self._zip_bytes, bytearray()
+        self._deliver(self._encryptor.update(batch))
+        self._deliver(self._encryptor.finish())
+        return ArchiveDigest(self._size, self._digest.hexdigest())

@@ -1,0 +1,269 @@
+"""A ZIP file written forward only, for output that cannot seek (here: an age encryptor).
+
+Whole files (`add`) get their CRC-32 and sizes in the local header. Streamed files
+(`start`, `write`…, `end`) set general-purpose flag bit 3 and put CRC-32 and sizes in a data
+descriptor after the data, as Info-ZIP's `zip -` and Go's archive/zip do. Names are UTF-8
+(flag bit 11). Everything is deflated, except whole files that deflate would not shrink.
+
+ZIP64 is used only where a value does not fit: a file of 4 GiB or more gets a ZIP64 extra field
+in the central directory (and, when streamed, 8-byte sizes in its data descriptor, the local
+header being already written), an offset of 4 GiB or more likewise, and 65,535 entries or more,
+or a central directory beyond 4 GiB, get the ZIP64 end records. Everything else is plain ZIP
+2.0, which every reader opens.
+
+Memory stays bounded: the compressor's window, and one small record per entry for the
+central directory.
+"""
+
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+__all__ = ["ZipStream"]
+
+_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
+_DATA_DESCRIPTOR = struct.Struct("<IIII")
+_DATA_DESCRIPTOR64 = struct.Struct("<IIQQ")
+_CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHII")
+_ZIP64_END = struct.Struct("<IQHHIIQQQQ")
+_ZIP64_LOCATOR = struct.Struct("<IIQI")
+_END = struct.Struct("<IHHHHIIH")
+
+# A 4-byte (2-byte) field holding all ones means "see the ZIP64 extra field (end record)".
+_SEE_ZIP64 = 0xFFFFFFFF
+_SEE_ZIP64_ENTRIES = 0xFFFF
+# Values from which ZIP64 is needed; tests lower them to exercise ZIP64 without writing 4 GiB.
+_ZIP64_FROM = 0xFFFFFFFF
+_ZIP64_ENTRIES_FROM = 0xFFFF
+_FLAG_DATA_DESCRIPTOR = 0x0008
+_FLAG_UTF8 = 0x0800
+_STORED, _DEFLATED = 0, 8
+_VERSION_DEFLATE, _VERSION_ZIP64 = 20, 45
+_MADE_BY_UNIX = 3 << 8
+_REGULAR_FILE_0644 = 0o100644 << 16
+
+
+@dataclass
+class _Entry:
+    name: bytes
+    flags: int
+    method: int
+    offset: int
+    crc: int = 0
+    compressed: int = 0
+    size: int = 0
+
+    @property
+    def zip64(self) -> bool:
+        return max(self.size, self.compressed, self.offset) >= _ZIP64_FROM
+
+
+def _fit32(value: int) -> int:
+    return value if value < _ZIP64_FROM else _SEE_ZIP64
+
+
+def _dos_time(when: datetime) -> tuple[int, int]:
+    when = max(when, datetime(1980, 1, 1, tzinfo=when.tzinfo))
+    date = (when.year - 1980) << 9 | when.month << 5 | when.day
+    time = when.hour << 11 | when.minute << 5 | when.second // 2
+    return time, date
+
+
+def _check_name(name: str) -> bytes:
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or "\x00" in name:
+        raise ValueError("archive path must be relative, with '/' separators")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError("archive path must not have empty, '.' or '..' segments")
+    encoded = name.encode()
+    if len(encoded) > 0xFFFF:
+        raise ValueError("archive path is too long")
+    return encoded
+
+
+class ZipStream:
+    """Write a ZIP archive to `write`, one entry after another, then `close`.
+
+    `write` receives the archive's bytes in order, in pieces of any size. At most one streamed
+    entry is open at a time; entry names must be unique relative paths.
+    """
+
+    def __init__(
+        self, write: Callable[[bytes], object], *, compresslevel: int = 6, modified: datetime | None = None
+    ) -> None:
+        self._write = write
+        self._level = compresslevel
+        self._time, self._date = _dos_time(modified or datetime.now(UTC))
+        self._offset = 0
+        self._entries: list[_Entry] = []
+        self._names: set[bytes] = set()
+        self._open: _Entry | None = None
+        self._compressor: zlib._Compress | None = None
+        self._closed = False
+
+    @property
+    def offset(self) -> int:
+        """Bytes of archive written so far."""
+        return self._offset
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self._offset += len(data)
+            self._write(data)
+
+    def _new_entry(self, name: str, flags: int, method: int) -> _Entry:
+        if self._closed:
+            raise RuntimeError("the archive is closed")
+        if self._open is not None:
+            raise RuntimeError("an entry is still open: end() it first")
+        encoded = _check_name(name)
+        if encoded in self._names:
+            raise ValueError("archive path is already used")
+        self._names.add(encoded)
+        entry = _Entry(encoded, flags | _FLAG_UTF8, method, self._offset)
+        self._entries.append(entry)
+        return entry
+
+    def add(self, name: str, data: bytes) -> None:
+        """Write a whole file, with its sizes and CRC-32 in the local header."""
+        compressor = zlib.compressobj(self._level, zlib.DEFLATED, -15)
+        deflated = compressor.compress(data) + compressor.flush()
+        method, body = (_DEFLATED, deflated) if len(deflated) < len(data) else (_STORED, data)
+        entry = self._new_entry(name, 0, method)
+        entry.crc, entry.compressed, entry.size = zlib.crc32(data), len(body), len(data)
+        extra = b""
+        sizes = (entry.compressed, entry.size)
+        if max(sizes) >= _ZIP64_FROM:
+            extra = struct.pack("<HHQQ", 0x0001, 16, entry.size, entry.compressed)
+            sizes = (_SEE_ZIP64, _SEE_ZIP64)
+        version = _VERSION_ZIP64 if extra else _VERSION_DEFLATE
+        self._emit(
+            _LOCAL_HEADER.pack(
+                0x04034B50,
+                version,
+                entry.flags,
+                method,
+                self._time,
+                self._date,
+                entry.crc,
+                *sizes,
+                len(entry.name),
+                len(extra),
+            )
+            + entry.name
+            + extra
+        )
+        self._emit(body)
+
+    def start(self, name: str) -> None:
+        """Begin a streamed file; its CRC-32 and sizes follow the data."""
+        entry = self._new_entry(name, _FLAG_DATA_DESCRIPTOR, _DEFLATED)
+        self._emit(
+            _LOCAL_HEADER.pack(
+                0x04034B50,
+                _VERSION_DEFLATE,
+                entry.flags,
+                _DEFLATED,
+                self._time,
+                self._date,
+                0,
+                0,
+                0,
+                len(entry.name),
+                0,
+            )
+            + entry.name
+        )
+        self._open = entry
+        self._compressor = zlib.compressobj(self._level, zlib.DEFLATED, -15)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append to the streamed file. Batch small pieces: each call costs a compressor call."""
+        if self._open is None or self._compressor is None:
+            raise RuntimeError("no entry is open: start() one first")
+        self._open.crc = zlib.crc32(data, self._open.crc)
+        self._open.size += len(data)
+        compressed = self._compressor.compress(data)
+        self._open.compressed += len(compressed)
+        self._emit(compressed)
+
+    def end(self) -> None:
+        """Finish the streamed file: flush the compressor, write the data descriptor."""
+        if self._open is None or self._compressor is None:
+            raise RuntimeError("no entry is open: start() one first")
+        entry, self._open = self._open, None
+        tail = self._compressor.flush()
+        self._compressor = None
+        entry.compressed += len(tail)
+        self._emit(tail)
+        if max(entry.size, entry.compressed) >= _ZIP64_FROM:
+            self._emit(_DATA_DESCRIPTOR64.pack(0x08074B50, entry.crc, entry.compressed, entry.size))
+        else:
+            self._emit(_DATA_DESCRIPTOR.pack(0x08074B50, entry.crc, entry.compressed, entry.size))
+
+    def _central_header(self, entry: _Entry) -> bytes:
+        extra = b""
+        size, compressed, offset = entry.size, entry.compressed, entry.offset
+        if entry.zip64:
+            # Only the fields that overflow go in the extra field, in this order.
+            fields = [value for value in (size, compressed, offset) if value >= _ZIP64_FROM]
+            extra = struct.pack(f"<HH{len(fields)}Q", 0x0001, 8 * len(fields), *fields)
+            size, compressed, offset = (_fit32(value) for value in (size, compressed, offset))
+        version = _VERSION_ZIP64 if entry.zip64 else _VERSION_DEFLATE
+        return (
+            _CENTRAL_HEADER.pack(
+                0x02014B50,
+                _MADE_BY_UNIX | version,
+                version,
+                entry.flags,
+                entry.method,
+                self._time,
+                self._date,
+                entry.crc,
+                compressed,
+                size,
+                len(entry.name),
+                len(extra),
+                0,
+                0,
+                0,
+                _REGULAR_FILE_0644,
+                offset,
+            )
+            + entry.name
+            + extra
+        )
+
+    def close(self) -> None:
+        """Write the central directory and the end records. The stream is complete after this."""
+        if self._open is not None:
+            raise RuntimeError("an entry is still open: end() it first")
+        if self._closed:
+            raise RuntimeError("the archive is closed")
+        self._closed = True
+        start = self._offset
+        for entry in self._entries:
+            self._emit(self._central_header(entry))
+        count, size = len(self._entries), self._offset - start
+        if count >= _ZIP64_ENTRIES_FROM or size >= _ZIP64_FROM or start >= _ZIP64_FROM:
+            zip64_end = self._offset
+            self._emit(
+                _ZIP64_END.pack(
+                    0x06064B50,
+                    44,
+                    _MADE_BY_UNIX | _VERSION_ZIP64,
+                    _VERSION_ZIP64,
+                    0,
+                    0,
+                    count,
+                    count,
+                    size,
+                    start,
+                )
+                + _ZIP64_LOCATOR.pack(0x07064B50, 0, zip64_end, 1)
+            )
+        entries = count if count < _ZIP64_ENTRIES_FROM else _SEE_ZIP64_ENTRIES
+        self._emit(_END.pack(0x06054B50, 0, 0, entries, entries, _fit32(size), _fit32(start), 0))
+        self._entries.clear()
