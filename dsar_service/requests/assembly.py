@@ -56,7 +56,7 @@ class Assembler:
             return
         try:
             await self._build(request_id, version)
-        except (AssemblyError, SealError, PayloadError) as error:
+        except (AssemblyError, SealError, PayloadError, ValueError) as error:
             log.error("assembly failed request=%s: %s", request_id, error)
             await self._store.discard_archive_version(request_id, version)
             await self._store.fail_request(request_id, f"the archive could not be built: {error}")
