@@ -6,7 +6,7 @@ exact size of a batch is known as records are added, and a batch is built by joi
 without encoding it twice.
 """
 
-from connectors.sdk import PermanentError, Record
+from connectors.sdk import PermanentError, Record, RecordError
 from dsar.bus.v1 import bus_pb2
 
 MAX_CHUNK_BYTES = 1024 * 1024  # plaintext of one ResultChunk (bus.proto)
@@ -25,7 +25,11 @@ def varint(value: int) -> bytes:
 
 def encode_record(record: Record) -> bytes:
     """A `dsar.bus.v1.Record` in bytes (dataset, key and the fields as JSON)."""
-    message = bus_pb2.Record(dataset=record.dataset, key=record.key, fields_json=record.fields_json())
+    try:
+        fields_json = record.fields_json()
+    except TypeError as error:  # orjson names the type, never the value
+        raise RecordError(f"a field of {record.dataset} could not be encoded: {error}") from None
+    message = bus_pb2.Record(dataset=record.dataset, key=record.key, fields_json=fields_json)
     return message.SerializeToString()
 
 

@@ -2,6 +2,7 @@
 
 import base64
 import datetime as dt
+import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,8 @@ _OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
 def _default(value: Any) -> Any:
     # Called by orjson for what it cannot encode itself (it handles str, int, float, bool, None,
     # dict, list, tuple, datetime, date, time, UUID, dataclasses and enums natively).
+    if isinstance(value, uuid.UUID):  # subclasses, like asyncpg's own UUID, which orjson leaves to us
+        return str(value)
     if isinstance(value, Decimal):
         return str(value)  # exact; a float would round money
     if isinstance(value, bytes | bytearray | memoryview):

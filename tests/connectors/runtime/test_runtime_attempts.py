@@ -377,3 +377,11 @@ async def test_worker_lets_running_attempts_finish_on_stop() -> None:
     await asyncio.wait_for(running, 5)
     assert producer.completions()[0].status == bus_pb2.COMPLETION_STATUS_COMPLETED
     assert consumer.commits[-1] == {"tp0": 1}
+
+
+async def test_a_field_that_cannot_be_encoded_fails_the_attempt() -> None:
+    producer = FakeProducer()
+    await attempt(FakeStore([{"id": "p0", "name": object()}]), producer).run()
+    (completion,) = producer.completions()
+    assert completion.status == bus_pb2.COMPLETION_STATUS_FAILED and not completion.retryable
+    assert completion.error.startswith("a field of people could not be encoded")
