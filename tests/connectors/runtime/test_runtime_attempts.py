@@ -385,3 +385,22 @@ async def test_a_field_that_cannot_be_encoded_fails_the_attempt() -> None:
     (completion,) = producer.completions()
     assert completion.status == bus_pb2.COMPLETION_STATUS_FAILED and not completion.retryable
     assert completion.error.startswith("a field of people could not be encoded")
+
+
+async def test_cancelling_the_runtime_stops_its_loops_gracefully() -> None:
+    from connectors.runtime.app import _run_all
+
+    stop = asyncio.Event()
+    drained = asyncio.Event()
+
+    async def loop() -> None:
+        await stop.wait()
+        await asyncio.sleep(0)  # the drain still runs after the cancellation
+        drained.set()
+
+    running = asyncio.create_task(_run_all([loop()], stop))
+    await asyncio.sleep(0)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert stop.is_set() and drained.is_set()
