@@ -60,6 +60,11 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_INTERRUPTED = 130
 
+POSTGRES_HELP = (
+    "for a stack it starts: auto ($DSAR_STACK_POSTGRES_URL, else 127.0.0.1:5432, else embedded), "
+    "embedded (its own server in the state folder), or a postgresql:// URL"
+)
+
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
@@ -70,7 +75,7 @@ async def _stack(args: argparse.Namespace, settings: Settings) -> int:
     from dsar_service import stack
 
     if args.action == "up":
-        _print_stack_info(await stack.stack_up(settings.state_dir))
+        _print_stack_info(await stack.stack_up(settings.state_dir, postgres=args.postgres))
         return EXIT_OK
     if args.action == "down":
         await stack.stack_down(settings.state_dir)
@@ -218,7 +223,9 @@ async def _extend(args: argparse.Namespace, settings: Settings) -> int:
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from dsar_service.demo import DemoOptions, run_demo
 
-    options = DemoOptions(seed=args.seed, keep_stack=args.keep_stack, timeout_seconds=args.timeout)
+    options = DemoOptions(
+        seed=args.seed, keep_stack=args.keep_stack, timeout_seconds=args.timeout, postgres=args.postgres
+    )
     return await run_demo(settings, options, sys.stdout, reload_settings=lambda: load_settings(args))
 
 
@@ -240,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stack = commands.add_parser("stack", help="start, stop or inspect the embedded stack")
     stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("--postgres", default="auto", help=POSTGRES_HELP)
     stack.set_defaults(handler=_stack)
 
     serve = commands.add_parser("serve", help="run the gRPC service until stopped")
@@ -315,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=15, help="of the generated population (default 15)")
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole run (default 300)")
     demo.add_argument("--keep-stack", action="store_true", help="leave the stack running afterwards")
+    demo.add_argument("--postgres", default="auto", help=POSTGRES_HELP)
     demo.set_defaults(handler=_demo)
     return parser
 

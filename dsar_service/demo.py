@@ -22,11 +22,12 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from dsar_common.settings import Settings
 from dsar_service.client import (
@@ -54,6 +55,8 @@ POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 15.0
 CONNECTOR_GROUP = "dsar.connectors"
 
+T = TypeVar("T")
+
 
 class DemoError(ClientError):
     """A step of the demo failed; the message says which, and where to look."""
@@ -61,11 +64,13 @@ class DemoError(ClientError):
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What `dsar demo` can be told: the population's seed, the overall time limit, whether to keep the stack."""
+    """What `dsar demo` can be told (see `dsar demo --help`)."""
 
     seed: int = 15
     timeout_seconds: float = 300.0
     keep_stack: bool = False
+    # Which PostgreSQL a stack the demo starts uses: "auto", "embedded" or a URL (see dsar_service.stack).
+    postgres: str = "auto"
 
 
 class _Narrator:
@@ -109,7 +114,7 @@ async def run_demo(
     demo_dir = state_dir / "demo"
     async with contextlib.AsyncExitStack() as cleanup:
         with narrator.step(f"starting the embedded stack in {state_dir}"):
-            info = await stack.stack_up(state_dir)
+            info = await stack.stack_up(state_dir, postgres=options.postgres)
         if info.already_running:
             narrator.say("  (it was already running: it is left running)")
         elif not options.keep_stack:
@@ -133,13 +138,14 @@ async def _run_job(
 ) -> int:
     """Everything after the stack is up: the sources, the children (stopped by `cleanup`), the request."""
     with narrator.step("creating the source systems and loading the demo population"):
-        subject = await _fill_sources(settings, seed)
+        subject, rows = await _fill_sources(settings, seed)
+    narrator.say(f"  {rows:,} rows in policy, claims (PostgreSQL), crm, recruitment, analytics (MongoDB)")
     children = await cleanup.enter_async_context(_children(settings, state_dir, narrator))
     async with DsarClient.connect(settings) as client:
         with narrator.step("waiting for the service and every connector to announce itself"):
             systems = await _wait_for_systems(client, children, _installed_connectors())
         narrator.say(f"  connectors: {', '.join(systems)}")
-        return await _request_archive(client, subject, systems, demo_dir, narrator)
+        return await _while_alive(children, _request_archive(client, subject, systems, demo_dir, narrator))
 
 
 async def _request_archive(
@@ -176,15 +182,43 @@ async def _request_archive(
     return 0
 
 
-async def _fill_sources(settings: Settings, seed: int) -> SubjectFields:
-    """Create the schemas, load a small population, and return the demo subject's identifiers."""
-    from connectors.testing import population
+async def _fill_sources(settings: Settings, seed: int) -> tuple[SubjectFields, int]:
+    """Reset the five systems' tables and collections, load a fresh population into them.
 
-    generated = population.generate(seed, population.PopulationSizes())
-    await population.load_population(
-        generated, postgres_url=settings.source_postgres_url, mongodb_url=settings.source_mongodb_url
-    )
-    return SubjectFields(emails=[generated.demo.email], nir=generated.demo.nir)
+    Returns the demo subject's e-mail and NIR, and how many rows were loaded. Only the tables and
+    collections of world.md are dropped, in the databases the systems are named after, on the
+    servers of the stack's settings file.
+    """
+    import asyncpg
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    from connectors.testing.population import generate, load_population
+    from connectors.testing.population.schemas import MONGO_SYSTEMS, POSTGRES_SYSTEMS, table_names
+
+    generated = generate(seed)
+    dsns = {system: _database_url(settings.source_postgres_url, system) for system in POSTGRES_SYSTEMS}
+    for system, dsn in dsns.items():
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(f"DROP TABLE IF EXISTS {', '.join(table_names(system))} CASCADE")
+        finally:
+            await connection.close()
+    mongo: AsyncIOMotorClient[dict[str, object]] = AsyncIOMotorClient(settings.source_mongodb_url)
+    try:
+        for system in MONGO_SYSTEMS:
+            for collection in table_names(system):
+                await mongo[system].drop_collection(collection)
+        counts = await load_population(generated, dsns, {system: mongo[system] for system in MONGO_SYSTEMS})
+    finally:
+        mongo.close()
+    subject = SubjectFields(emails=[generated.demo.email], nir=generated.demo.nir)
+    return subject, sum(sum(tables.values()) for tables in counts.values())
+
+
+def _database_url(server_url: str, database: str) -> str:
+    """`postgresql://user@host:port/<database>`, from the server's URL (any path in it replaced)."""
+    parts = urlsplit(server_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
 def _make_private_folder(path: Path) -> None:
@@ -194,7 +228,9 @@ def _make_private_folder(path: Path) -> None:
 def _open_log(path: Path) -> BinaryIO:
     """The child's log file, truncated (its folder made owner-only if missing)."""
     _make_private_folder(path.parent)
-    return open(path, "wb")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # also when the file was there from an earlier run
+    return os.fdopen(descriptor, "wb")
 
 
 def _installed_connectors() -> list[str]:
@@ -250,6 +286,25 @@ async def _children(settings: Settings, state_dir: Path, narrator: _Narrator) ->
         with narrator.step("stopping the connectors and the service"):
             for child in reversed(children):
                 await asyncio.shield(_stop_child(child))
+
+
+async def _while_alive(children: list[_Child], work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`, failing it with a DemoError as soon as one of the children exits."""
+    task = asyncio.ensure_future(work)
+    exits = [asyncio.ensure_future(child.process.wait()) for child in children]
+    try:
+        await asyncio.wait([task, *exits], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in exits:
+            waiting.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.done() and not task.cancelled():
+        return task.result()
+    for child in children:
+        child.check()
+    raise AssertionError("unreachable")  # a child exited, so check() raised
 
 
 async def _stop_child(child: _Child) -> None:

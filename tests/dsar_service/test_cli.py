@@ -3,6 +3,9 @@
 import hashlib
 import json
 import socket
+import subprocess
+import sys
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Self
@@ -229,3 +232,29 @@ def test_an_unreachable_service_exits_3(tmp_path: Path, capsys: pytest.CaptureFi
     assert capsys.readouterr().err == (
         f"dsar: cannot reach the dsar service at 127.0.0.1:{port} (unavailable; is `dsar serve` running?)\n"
     )
+
+
+# --- the demo, end to end ---------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_the_demo_runs_end_to_end_and_stops_what_it_started(tmp_path: Path) -> None:
+    """`dsar demo` on its own embedded stack (its own PostgreSQL too): exit 0, files written, nothing left running."""
+    from connectors.testing.population import generate
+    from dsar_service.stack import stack_status
+
+    state = tmp_path / "state"
+    argv = [sys.executable, "-m", "dsar_service.cli", "--state-dir", str(state), "demo", "--postgres", "embedded"]
+    done = subprocess.run([*argv, "--timeout", "240"], capture_output=True, text=True, timeout=300, check=False)
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "manifest.json" in done.stdout and "records (" in done.stdout
+    demo = state / "demo"
+    archives, zips = sorted(demo.glob("*.age")), sorted(demo.glob("*.zip"))
+    assert len(archives) == len(zips) == 1 and (demo / "identity.txt").exists()
+    assert zipfile.ZipFile(zips[0]).read("manifest.json")
+    subject = generate(15).demo
+    for value in (subject.email, subject.nir, subject.first_name, subject.last_name, subject.person_id):
+        assert value not in done.stdout + done.stderr
+    assert not stack_status(state).any_running
+    assert not list(state.glob("run/*.json"))
