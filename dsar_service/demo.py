@@ -74,28 +74,33 @@ class DemoOptions:
 
 
 class _Narrator:
-    """Prints the demo's steps, one line each, with how long each took."""
+    """Prints the demo's steps, one line each, with how long each took.
+
+    Output that cannot be written (a closed pipe: `dsar demo | head`) is dropped rather than
+    raised, so that it can never stop the cleanup from running.
+    """
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.out.write(text)
+            self.out.flush()
+
     @contextlib.contextmanager
     def step(self, text: str) -> Iterator[None]:
-        self.out.write(f"• {text} … ")
-        self.out.flush()
+        self._write(f"• {text} … ")
         began = time.monotonic()
         try:
             yield
         except BaseException:
-            self.out.write("failed\n")
-            self.out.flush()
+            self._write("failed\n")
             raise
-        self.out.write(f"done ({time.monotonic() - began:.1f}s)\n")
-        self.out.flush()
+        self._write(f"done ({time.monotonic() - began:.1f}s)\n")
 
     def say(self, text: str = "") -> None:
-        self.out.write(f"{text}\n")
-        self.out.flush()
+        self._write(f"{text}\n")
 
 
 async def run_demo(
