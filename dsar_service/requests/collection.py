@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from dsar_common.sealing import SealError, discovered_binding, open_sealed, query_binding, seal
 from dsar_common.settings import Settings
@@ -20,7 +21,6 @@ from dsar_service.bus import (
     PayloadError,
     ProgressReported,
     ResultEvent,
-    ServiceBus,
     decode_discovered,
     encode_query,
 )
@@ -38,13 +38,33 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class CommandBus(Protocol):
+    """What collection needs of the bus: sending commands (ServiceBus, or a fake in unit tests)."""
+
+    async def ensure_command_topic(self, system: str) -> None: ...
+
+    async def send_query(
+        self,
+        *,
+        request_id: str,
+        system: str,
+        attempt: int,
+        result_public_key: bytes,
+        key_id: str,
+        sealed_query: bytes,
+        deadline: datetime,
+    ) -> None: ...
+
+    async def send_cancel(self, request_id: str, system: str) -> None: ...
+
+
 class Collector:
     """Moves requests through collection; calls `on_collected` when every system of one has ended."""
 
     def __init__(
         self,
         store: RequestStore,
-        bus: ServiceBus,
+        bus: CommandBus,
         settings: Settings,
         on_collected: Callable[[str], None],
         clock: Clock = utc_now,
