@@ -22,6 +22,7 @@ from pathlib import Path
 from dsar_service.stack._model import Component
 
 _POLL_SECONDS = 0.05
+_HAS_PROC = Path("/proc/self").exists()
 
 
 @dataclass(frozen=True)
@@ -101,15 +102,50 @@ def is_alive(pid: int, marker: str) -> bool:
         return False
     except PermissionError:
         pass  # it exists, owned by someone else; /proc decides below
-    proc = Path("/proc") / str(pid)
-    if not Path("/proc/self").exists():
+    if not _HAS_PROC:
         return True
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (OSError, IndexError):
+    thread = _running_thread(Path("/proc") / str(pid))
+    if thread is None:
         return False
-    return state not in ("Z", "X") and marker in cmdline
+    try:
+        cmdline = (thread / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+def _running_thread(proc: Path) -> Path | None:
+    """The /proc folder of a thread of the process that is not dead, or None.
+
+    A multi-threaded process whose main thread has exited shows as a zombie (with an empty
+    command line) while its other threads still run and hold its files and locks: the process
+    is gone only when every thread is.
+    """
+    try:
+        tasks = list((proc / "task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            return task
+    return None
+
+
+def child_runs(pid: int) -> bool:
+    """True while `pid`, a child this process spawned, has not exited (its exit status is then collected).
+
+    For a child just spawned this is the reliable test: its pid cannot be reused before it is
+    reaped, and its command line is briefly unreadable while it execs (as `unshare` does).
+    """
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return is_alive(pid, "")
+    return done == 0
 
 
 def group_members(pgid: int) -> list[int]:
@@ -122,7 +158,7 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+        if int(fields[2]) == pgid and _running_thread(entry) is not None:
             members.append(int(entry.name))
     return members
 
@@ -130,8 +166,8 @@ def group_members(pgid: int) -> list[int]:
 async def stop(pid: int, marker: str, stop_signal: int, grace_seconds: float) -> None:
     """Stop a server: `stop_signal` to it, wait up to `grace_seconds`, then SIGKILL its whole group.
 
-    Returns once the process is gone. Its group is then sent SIGKILL too, so that no child it
-    forked (PostgreSQL's backends) outlives it. A pid that is no longer ours is left alone.
+    Returns once the process is gone. Its group is then sent SIGKILL too, and awaited, so that
+    no child it forked (PostgreSQL's backends) outlives it. A pid no longer ours is left alone.
     """
     if not is_alive(pid, marker):
         return
@@ -143,6 +179,7 @@ async def stop(pid: int, marker: str, stop_signal: int, grace_seconds: float) ->
         await wait_until_dead(pid, marker, grace_seconds)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+    await _wait_group_empty(pid, grace_seconds)
 
 
 async def wait_until_dead(pid: int, marker: str, within_seconds: float) -> bool:
@@ -153,6 +190,17 @@ async def wait_until_dead(pid: int, marker: str, within_seconds: float) -> bool:
             return False
         await asyncio.sleep(_POLL_SECONDS)
     return True
+
+
+async def _wait_group_empty(pgid: int, within_seconds: float) -> None:
+    """Poll until no live process is left in group `pgid` (where /proc tells), or `within_seconds` pass."""
+    if not _HAS_PROC:
+        return
+    deadline = time.monotonic() + within_seconds
+    while group_members(pgid):
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(_POLL_SECONDS)
 
 
 def _reap(pid: int) -> None:

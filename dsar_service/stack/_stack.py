@@ -29,7 +29,7 @@ from dsar_service.stack._model import (
     State,
 )
 from dsar_service.stack._net import LOOPBACK, free_port, port_accepts
-from dsar_service.stack._processes import PidRecord, is_alive, spawn, stop
+from dsar_service.stack._processes import PidRecord, child_runs, is_alive, spawn, stop
 from dsar_service.stack._readiness import (
     ProcessExited,
     kafka_answers,
@@ -41,7 +41,7 @@ from dsar_service.stack._servers import secantus_argv, tansu_argv
 from dsar_service.stack._settings_file import KeptValues, write_settings
 
 DEFAULT_DEADLINE_SECONDS = 60.0
-DEFAULT_GRACE_SECONDS = 10.0
+DEFAULT_GRACE_SECONDS = 5.0  # SecantusDB needs ~2 s; now and then it deadlocks on SIGTERM, then SIGKILL
 _START_ATTEMPTS = 3  # a server that exits at once (its free port taken meanwhile) is retried on a new port
 _LOCK_POLL_SECONDS = 0.1
 
@@ -146,9 +146,7 @@ def stack_status(state_dir: Path) -> StackStatus:
     layout = Layout.of(state_dir)
     return StackStatus(
         state_dir=layout.root,
-        components=tuple(
-            _status_of(c, PidRecord.read(layout.pid_record(c)), layout, None) for c in Component
-        ),
+        components=tuple(_status_of(c, PidRecord.read(layout.pid_record(c)), layout, None) for c in Component),
     )
 
 
@@ -275,7 +273,7 @@ async def _start_server(
                 what=what,
                 deadline=deadline,
                 log=log,
-                alive=functools.partial(is_alive, pid, record.marker),
+                alive=functools.partial(child_runs, pid),
             )
         except ProcessExited:
             if attempt == _START_ATTEMPTS:
@@ -293,9 +291,7 @@ async def _timed(start: Callable[[], Awaitable[PidRecord]]) -> tuple[PidRecord, 
 
 async def _stop_records(layout: Layout, records: list[PidRecord], grace_seconds: float) -> None:
     """Stop the managed servers among `records`, all at once, and remove every record's file."""
-    await asyncio.gather(
-        *(stop(r.pid, r.marker, r.stop_signal, grace_seconds) for r in records if r.pid is not None)
-    )
+    await asyncio.gather(*(stop(r.pid, r.marker, r.stop_signal, grace_seconds) for r in records if r.pid is not None))
     for record in records:
         layout.pid_record(record.component).unlink(missing_ok=True)
 
