@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 5.0
 TIMEOUT_SWEEP_SECONDS = 1.0
 MAX_CONCURRENT_ASSEMBLIES = 2
+RESTART_INITIAL_SECONDS = 0.5
+RESTART_MAX_SECONDS = 30.0
 
 
 @dataclass
@@ -79,6 +81,24 @@ class Assemblies:
             task.cancel()
 
 
+async def supervise(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a consumer loop for good: when it fails (database or broker away), log, wait, start again.
+
+    The loops commit only what they handled, so a restart re-delivers whatever was in flight.
+    """
+    delay = RESTART_INITIAL_SECONDS
+    while True:
+        started = asyncio.get_running_loop().time()
+        try:
+            await loop()
+        except Exception as error:
+            log.error("%s loop stopped (%s); restarting in %.1f s", name, type(error).__name__, delay)
+        if asyncio.get_running_loop().time() - started > RESTART_MAX_SECONDS:
+            delay = RESTART_INITIAL_SECONDS
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RESTART_MAX_SECONDS)
+
+
 @contextlib.asynccontextmanager
 async def running_service(settings: Settings) -> AsyncIterator[Running]:
     """Start the service (gRPC server, consumers, sweeps); stop it gracefully on exit."""
@@ -98,9 +118,7 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         service_name = dsar_pb2.DESCRIPTOR.services_by_name["DsarService"].full_name
-        reflection.enable_server_reflection(
-            (service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        reflection.enable_server_reflection((service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         port = server.add_insecure_port(settings.listen)
         await server.start()
         await health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
@@ -112,8 +130,8 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
                 assemblies.schedule(request_id)
 
         background = [
-            asyncio.create_task(bus.consume_results(collector.on_result), name="results"),
-            asyncio.create_task(bus.consume_heartbeats(collector.on_heartbeat), name="heartbeats"),
+            asyncio.create_task(supervise("results", lambda: bus.consume_results(collector.on_result))),
+            asyncio.create_task(supervise("heartbeats", lambda: bus.consume_heartbeats(collector.on_heartbeat))),
             asyncio.create_task(run_periodically(TIMEOUT_SWEEP_SECONDS, sweep), name="sweep"),
         ]
         await collector.resume_open_requests()

@@ -101,7 +101,7 @@ class ServiceBus:
     async def consume_results(self, handle: Callable[[ResultEvent], Awaitable[None]]) -> None:
         """Feed every result event to `handle`, committing after it returns. Runs until cancelled."""
         consumer = kafka.consumer(self._settings, self._topics.results, group_id=self._topics.service_group)
-        await self._consume(consumer, lambda record: self._handle_result(record, handle))
+        await self._consume(consumer, lambda record: self._handle_result(record, handle), commit=True)
 
     async def consume_heartbeats(self, handle: Callable[[HeartbeatReceived], Awaitable[None]]) -> None:
         """Feed every heartbeat to `handle`. Each replica reads them all (no group). Runs until cancelled."""
@@ -115,7 +115,7 @@ class ServiceBus:
                 return
             await handle(_heartbeat(beat))
 
-        await self._consume(consumer, on_record)
+        await self._consume(consumer, on_record, commit=False)
 
     async def _handle_result(self, record: ConsumerRecord, handle: Callable[[ResultEvent], Awaitable[None]]) -> None:
         try:
@@ -126,16 +126,22 @@ class ServiceBus:
         await handle(event)
 
     async def _consume(
-        self, consumer: AIOKafkaConsumer, on_record: Callable[[ConsumerRecord], Awaitable[None]]
+        self,
+        consumer: AIOKafkaConsumer,
+        on_record: Callable[[ConsumerRecord], Awaitable[None]],
+        *,
+        commit: bool,
     ) -> None:
-        await consumer.start()
+        """Poll and hand records over; commit after each batch when in a group. An error from
+        `on_record` stops the loop uncommitted, so the caller's restart re-delivers the batch."""
         try:
+            await consumer.start()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 for records in batches.values():
                     for record in records:
                         await on_record(record)
-                if batches and consumer._group_id is not None:
+                if batches and commit:
                     await consumer.commit()
         finally:
             with contextlib.suppress(Exception):
