@@ -81,8 +81,7 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitio
         await admin.start()
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=partitions, replication_factor=1)
-            for name in sorted(set(topics) - existing)
+            NewTopic(name, num_partitions=partitions, replication_factor=1) for name in sorted(set(topics) - existing)
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -40,9 +40,7 @@ class KeyPair:
     @classmethod
     def from_private(cls, private: bytes) -> "KeyPair":
         public = (
-            X25519PrivateKey.from_private_bytes(private)
-            .public_key()
-            .public_bytes(_RAW, serialization.PublicFormat.Raw)
+            X25519PrivateKey.from_private_bytes(private).public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
         )
         return cls(private=private, public=public)
 

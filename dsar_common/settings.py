@@ -15,6 +15,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+# Environment variables of the dsar family that are read elsewhere, not settings of this object.
+NOT_SETTINGS = frozenset({"DSAR_CONFIG", "DSAR_STACK_POSTGRES_URL"})
+
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names it."""
@@ -64,7 +67,7 @@ class Settings:
         file_values = _read_file(env.get("DSAR_CONFIG"), state_dir)
         values: dict[str, str] = {**file_values}
         for key, value in env.items():
-            if key.startswith("DSAR_") and key not in ("DSAR_CONFIG",):
+            if key.startswith("DSAR_") and key not in NOT_SETTINGS:
                 values[key[len("DSAR_") :].lower()] = value
         return cls.from_values(values)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from connectors.sdk import Ident, Identifier, Query, RequestKind
+from connectors.sdk import Dataset, Ident, Identifier, Query, RequestKind
 from dsar.bus.v1 import bus_pb2
 from dsar_common.sealing import SealError, open_sealed, query_binding
 
@@ -43,6 +43,25 @@ class QueryOrder:
 
 def kind_to_proto(kind: Ident) -> "bus_pb2.IdentifierKind.ValueType":
     return bus_pb2.IdentifierKind.Value(_KIND_PREFIX + kind.name)
+
+
+def declaration_to_proto(dataset: Dataset) -> bus_pb2.DatasetDeclaration:
+    """A dataset's declaration, for the heartbeat (the archive's data dictionary comes from it)."""
+    return bus_pb2.DatasetDeclaration(
+        name=dataset.name,
+        activity=dataset.activity,
+        description=dataset.description,
+        key_fields=list(dataset.key),
+        fields=[
+            bus_pb2.FieldDeclaration(
+                name=name,
+                provenance=bus_pb2.Provenance.Value("PROVENANCE_" + declared.provenance.name),
+                activity=declared.activity or dataset.activity,
+                description=declared.description,
+            )
+            for name, declared in dataset.fields.items()
+        ],
+    )
 
 
 def kind_from_proto(kind: "bus_pb2.IdentifierKind.ValueType") -> Ident | None:

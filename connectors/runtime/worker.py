@@ -20,7 +20,14 @@ from typing import Any
 
 from connectors.runtime.attempt import Attempt, Producer
 from connectors.runtime.chunks import MAX_CHUNK_BYTES
-from connectors.runtime.messages import InvalidCommand, QueryOrder, decode_command, kind_to_proto, open_query
+from connectors.runtime.messages import (
+    InvalidCommand,
+    QueryOrder,
+    declaration_to_proto,
+    decode_command,
+    kind_to_proto,
+    open_query,
+)
 from connectors.runtime.offsets import OffsetTracker
 from connectors.runtime.retry import RetryPolicy
 from connectors.runtime.sources import Source
@@ -250,6 +257,8 @@ class ConnectorWorker:
             accepts=[kind_to_proto(k) for k in sorted(self.connector.accepted_kinds, key=lambda k: k.name)],
             discovers=[kind_to_proto(k) for k in sorted(self.connector.discovers, key=lambda k: k.name)],
             interval_seconds=max(1, round(self._heartbeat_seconds)),
+            datasets=[declaration_to_proto(d) for d in self.connector.datasets],
+            description=self.connector.description,
         )
         message.sent_at.FromDatetime(dt.datetime.now(dt.UTC))
         return message

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dsar.v1 import dsar_pb2
-from dsar_service.requests.model import (
+from dsar_service.model import (
     ArchiveView,
     Kind,
     RequestState,

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from dsar_service.model import DatasetInfo
+
 
 @dataclass(frozen=True)
 class ChunkReceived:
@@ -55,6 +57,8 @@ class HeartbeatReceived:
     accepts: tuple[str, ...]
     discovers: tuple[str, ...]
     interval_seconds: int
+    datasets: tuple[DatasetInfo, ...] = ()
+    description: str = ""
 
 
 ResultEvent = ChunkReceived | ProgressReported | AttemptEnded

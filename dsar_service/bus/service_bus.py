@@ -28,6 +28,7 @@ from dsar_service.bus.events import (
     ProgressReported,
     ResultEvent,
 )
+from dsar_service.model import DatasetInfo, FieldInfo
 
 log = logging.getLogger(__name__)
 
@@ -202,4 +203,23 @@ def _heartbeat(beat: bus_pb2.Heartbeat) -> HeartbeatReceived:
             bus_pb2.IdentifierKind.Name(k).removeprefix("IDENTIFIER_KIND_").lower() for k in beat.discovers
         ),
         interval_seconds=beat.interval_seconds or 5,
+        datasets=tuple(
+            DatasetInfo(
+                name=d.name,
+                activity=d.activity,
+                description=d.description,
+                key_fields=tuple(d.key_fields),
+                fields=tuple(
+                    FieldInfo(
+                        f.name,
+                        bus_pb2.Provenance.Name(f.provenance).removeprefix("PROVENANCE_").lower(),
+                        f.activity or d.activity,
+                        f.description,
+                    )
+                    for f in d.fields
+                ),
+            )
+            for d in beat.datasets
+        ),
+        description=beat.description,
     )

@@ -17,8 +17,8 @@ from dsar_common.settings import Settings
 from dsar_service.archive import ArchiveWriter
 from dsar_service.bus import PayloadError, decode_records
 from dsar_service.crypto import parse_recipient
+from dsar_service.model import RequestView, SystemState
 from dsar_service.requests.keys import RequestKeys
-from dsar_service.requests.model import RequestView, SystemState
 from dsar_service.store import RequestStore
 
 log = logging.getLogger(__name__)

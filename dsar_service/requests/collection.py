@@ -24,8 +24,8 @@ from dsar_service.bus import (
     decode_discovered,
     encode_query,
 )
+from dsar_service.model import RequestState, SystemInfo, SystemState
 from dsar_service.requests.keys import RequestKeys
-from dsar_service.requests.model import RequestState, SystemInfo, SystemState
 from dsar_service.requests.rounds import plan_dispatch
 from dsar_service.store import RequestStore
 
@@ -238,6 +238,8 @@ class Collector:
             beat.discovers,
             beat.interval_seconds,
             beat.sent_at,
+            beat.datasets,
+            beat.description,
         )
 
     async def send_cancel(self, request_id: str, system: str) -> None:

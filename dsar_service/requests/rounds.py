@@ -8,7 +8,7 @@ propagate (world.md §2).
 
 from collections.abc import Mapping
 
-from dsar_service.requests.model import SystemInfo, SystemState
+from dsar_service.model import SystemInfo, SystemState
 
 
 def plan_dispatch(states: Mapping[str, SystemState], infos: Mapping[str, SystemInfo]) -> list[str]:

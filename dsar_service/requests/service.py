@@ -17,15 +17,15 @@ from dsar_service.errors import (
     InvalidArgument,
     NotFound,
 )
-from dsar_service.requests.collection import Clock, Collector, utc_now
-from dsar_service.requests.keys import RequestKeys
-from dsar_service.requests.model import (
+from dsar_service.model import (
     ArchiveView,
     RequestState,
     RequestView,
     Submission,
     SystemInfo,
 )
+from dsar_service.requests.collection import Clock, Collector, utc_now
+from dsar_service.requests.keys import RequestKeys
 from dsar_service.requests.subject import RawSubmission, validate_submission
 from dsar_service.store import ChangeFeed, NewRequest, RequestStore
 

@@ -16,7 +16,7 @@ import phonenumbers
 from connectors.sdk.identifiers import Ident, Identifier
 from dsar_service.crypto import RecipientError, parse_recipient
 from dsar_service.errors import FieldViolation, InvalidArgument
-from dsar_service.requests.model import Kind, Submission
+from dsar_service.model import Kind, Submission
 
 MAX_VALUES_PER_IDENTIFIER = 10
 MAX_SYSTEMS = 32

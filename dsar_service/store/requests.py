@@ -8,14 +8,17 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from dsar_service.errors import FieldViolation, InvalidArgument, NotFound
-from dsar_service.requests.model import (
+from dsar_service.model import (
     ArchiveView,
+    DatasetInfo,
+    FieldInfo,
     Kind,
     RequestState,
     RequestView,
@@ -528,25 +531,22 @@ class RequestStore:
         discovers: Sequence[str],
         interval_seconds: int,
         sent_at: datetime,
+        datasets: Sequence[DatasetInfo] = (),
+        description: str = "",
     ) -> None:
+        catalog = json.dumps([asdict(d) for d in datasets])
         await self._pool.execute(
             """INSERT INTO systems (name, public_key, key_id, connector_version, accepts, discovers,
-                   interval_seconds, last_heartbeat, instances)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, jsonb_build_object($9::text, $8::timestamptz))
+                   interval_seconds, last_heartbeat, instances, catalog, description)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, jsonb_build_object($9::text, $8::timestamptz), $10, $11)
                ON CONFLICT (name) DO UPDATE SET public_key = $2, key_id = $3, connector_version = $4,
                    accepts = $5, discovers = $6, interval_seconds = $7,
                    last_heartbeat = GREATEST(systems.last_heartbeat, $8),
-                   instances = systems.instances || jsonb_build_object($9::text, $8::timestamptz)""",
-            name,
-            public_key,
-            key_id,
-            connector_version,
-            list(accepts),
-            list(discovers),
-            interval_seconds,
-            sent_at,
-            instance_id,
-        )
+                   instances = systems.instances || jsonb_build_object($9::text, $8::timestamptz),
+                   catalog = $10, description = $11""",
+            name, public_key, key_id, connector_version, list(accepts), list(discovers),
+            interval_seconds, sent_at, instance_id, catalog, description,
+        )  # fmt: skip
 
     async def systems(self, now: datetime) -> list[SystemInfo]:
         rows = await self._pool.fetch("SELECT * FROM systems ORDER BY name")
@@ -570,6 +570,8 @@ class RequestStore:
                     key_id=row["key_id"],
                     discovers=tuple(row["discovers"]),
                     accepts=tuple(row["accepts"]),
+                    datasets=_catalog(row["catalog"]),
+                    description=row["description"],
                 )
             )
         return infos
@@ -607,6 +609,20 @@ def _decode_token(token: str) -> tuple[datetime, uuid.UUID] | None:
         return datetime.fromisoformat(when), uuid.UUID(rid)
     except ValueError as error:
         raise InvalidArgument([FieldViolation("page_token", "page_token is not one this service gave")]) from error
+
+
+def _catalog(value: str | list[dict[str, Any]]) -> tuple[DatasetInfo, ...]:
+    items = json.loads(value) if isinstance(value, str) else value
+    return tuple(
+        DatasetInfo(
+            name=d["name"],
+            activity=d["activity"],
+            description=d["description"],
+            key_fields=tuple(d["key_fields"]),
+            fields=tuple(FieldInfo(**f) for f in d["fields"]),
+        )
+        for d in items
+    )
 
 
 def _system_row(row: asyncpg.Record) -> SystemRow:

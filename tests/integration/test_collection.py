@@ -22,9 +22,9 @@ from dsar_common.sealing import KeyPair, chunk_binding, open_sealed, query_bindi
 from dsar_common.settings import Settings
 from dsar_service.bus import AttemptEnded, AttemptOutcome, ChunkReceived, HeartbeatReceived, ProgressReported
 from dsar_service.errors import FailedPrecondition, InvalidArgument
+from dsar_service.model import Kind, RequestState, SystemState
 from dsar_service.requests.assembly import Assembler
 from dsar_service.requests.collection import Collector
-from dsar_service.requests.model import Kind, RequestState, SystemState
 from dsar_service.requests.service import RequestService
 from dsar_service.requests.subject import RawSubmission
 from dsar_service.store import ChangeFeed, RequestStore, open_pool

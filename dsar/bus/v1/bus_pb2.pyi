@@ -3,7 +3,7 @@
 isort:skip_file
 The Kafka messages between the dsar service and the connectors of the source systems.
 
-Topics (names in dsar_wire/topics.py):
+Topics (names in dsar_common/topics.py):
   dsar.commands.<system>  Command, keyed by request id; consumed by the system's connector group.
   dsar.results            ResultEvent, keyed by request id; consumed by the service.
   dsar.heartbeats         Heartbeat, keyed by system; read in full by every service replica.
@@ -13,7 +13,7 @@ No personal data travels in clear. A connector announces, in its heartbeat, the 
 its system; the service seals each query's identifiers to it. Each request has its own key pair;
 a connector seals every result chunk to the request's public key. Sealing is HPKE (RFC 9180,
 DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305) with an `info` string that binds the
-sealed bytes to their place: see dsar_wire/sealing.py.
+sealed bytes to their place: see dsar_common/sealing.py.
 
 Delivery is at least once. The service de-duplicates result chunks on
 (request_id, system, attempt, sequence) and keeps only the chunks of the attempt that completed.
@@ -105,6 +105,28 @@ COMPLETION_STATUS_COMPLETED: CompletionStatus.ValueType  # 1
 COMPLETION_STATUS_FAILED: CompletionStatus.ValueType  # 2
 COMPLETION_STATUS_CANCELLED: CompletionStatus.ValueType  # 3
 Global___CompletionStatus: _TypeAlias = CompletionStatus  # noqa: Y015
+
+class _Provenance:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProvenanceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Provenance.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROVENANCE_UNSPECIFIED: _Provenance.ValueType  # 0
+    PROVENANCE_PROVIDED: _Provenance.ValueType  # 1
+    PROVENANCE_OBSERVED: _Provenance.ValueType  # 2
+    PROVENANCE_DERIVED: _Provenance.ValueType  # 3
+
+class Provenance(_Provenance, metaclass=_ProvenanceEnumTypeWrapper):
+    """Provenance says where a field's values come from (world.md §3). Only PROVIDED and OBSERVED
+    data is portable (GDPR art. 20).
+    """
+
+PROVENANCE_UNSPECIFIED: Provenance.ValueType  # 0
+PROVENANCE_PROVIDED: Provenance.ValueType  # 1
+PROVENANCE_OBSERVED: Provenance.ValueType  # 2
+PROVENANCE_DERIVED: Provenance.ValueType  # 3
+Global___Provenance: _TypeAlias = Provenance  # noqa: Y015
 
 @_typing.final
 class Identifier(_message.Message):
@@ -504,6 +526,8 @@ class Heartbeat(_message.Message):
     ACCEPTS_FIELD_NUMBER: _builtins.int
     DISCOVERS_FIELD_NUMBER: _builtins.int
     INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    DATASETS_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
     system: _builtins.str
     instance_id: _builtins.str
     connector_version: _builtins.str
@@ -513,6 +537,8 @@ class Heartbeat(_message.Message):
     """A short fingerprint of public_key."""
     interval_seconds: _builtins.int
     """Seconds until the next heartbeat."""
+    description: _builtins.str
+    """What the system is, in a sentence, for the archive."""
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -522,6 +548,10 @@ class Heartbeat(_message.Message):
     @_builtins.property
     def discovers(self) -> _containers.RepeatedScalarFieldContainer[Global___IdentifierKind.ValueType]:
         """The strong identifier kinds the system can discover for the others."""
+
+    @_builtins.property
+    def datasets(self) -> _containers.RepeatedCompositeFieldContainer[Global___DatasetDeclaration]:
+        """What the system returns: its datasets and their fields, for the archive's data dictionary."""
 
     def __init__(
         self,
@@ -535,11 +565,80 @@ class Heartbeat(_message.Message):
         accepts: _abc.Iterable[Global___IdentifierKind.ValueType] | None = ...,
         discovers: _abc.Iterable[Global___IdentifierKind.ValueType] | None = ...,
         interval_seconds: _builtins.int = ...,
+        datasets: _abc.Iterable[Global___DatasetDeclaration] | None = ...,
+        description: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts", b"accepts", "connector_version", b"connector_version", "discovers", b"discovers", "instance_id", b"instance_id", "interval_seconds", b"interval_seconds", "key_id", b"key_id", "public_key", b"public_key", "sent_at", b"sent_at", "system", b"system"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts", b"accepts", "connector_version", b"connector_version", "datasets", b"datasets", "description", b"description", "discovers", b"discovers", "instance_id", b"instance_id", "interval_seconds", b"interval_seconds", "key_id", b"key_id", "public_key", b"public_key", "sent_at", b"sent_at", "system", b"system"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
+
+@_typing.final
+class FieldDeclaration(_message.Message):
+    """FieldDeclaration is one field of a dataset, as the connector declares it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PROVENANCE_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    provenance: Global___Provenance.ValueType
+    activity: _builtins.str
+    """The processing activity (an entry of the processing register) the field serves."""
+    description: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        provenance: Global___Provenance.ValueType = ...,
+        activity: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "description", b"description", "name", b"name", "provenance", b"provenance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FieldDeclaration: _TypeAlias = FieldDeclaration  # noqa: Y015
+
+@_typing.final
+class DatasetDeclaration(_message.Message):
+    """DatasetDeclaration is one table or collection a connector returns."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    KEY_FIELDS_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    activity: _builtins.str
+    """The processing activity of the dataset; a field may name its own."""
+    description: _builtins.str
+    @_builtins.property
+    def key_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldDeclaration]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        activity: _builtins.str = ...,
+        description: _builtins.str = ...,
+        key_fields: _abc.Iterable[_builtins.str] | None = ...,
+        fields: _abc.Iterable[Global___FieldDeclaration] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "description", b"description", "fields", b"fields", "key_fields", b"key_fields", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DatasetDeclaration: _TypeAlias = DatasetDeclaration  # noqa: Y015

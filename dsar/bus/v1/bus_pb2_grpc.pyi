@@ -3,7 +3,7 @@
 isort:skip_file
 The Kafka messages between the dsar service and the connectors of the source systems.
 
-Topics (names in dsar_wire/topics.py):
+Topics (names in dsar_common/topics.py):
   dsar.commands.<system>  Command, keyed by request id; consumed by the system's connector group.
   dsar.results            ResultEvent, keyed by request id; consumed by the service.
   dsar.heartbeats         Heartbeat, keyed by system; read in full by every service replica.
@@ -13,7 +13,7 @@ No personal data travels in clear. A connector announces, in its heartbeat, the 
 its system; the service seals each query's identifiers to it. Each request has its own key pair;
 a connector seals every result chunk to the request's public key. Sealing is HPKE (RFC 9180,
 DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305) with an `info` string that binds the
-sealed bytes to their place: see dsar_wire/sealing.py.
+sealed bytes to their place: see dsar_common/sealing.py.
 
 Delivery is at least once. The service de-duplicates result chunks on
 (request_id, system, attempt, sequence) and keeps only the chunks of the attempt that completed.

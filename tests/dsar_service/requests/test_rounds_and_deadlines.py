@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from dsar_service.requests.model import SystemInfo, SystemState
+from dsar_service.model import SystemInfo, SystemState
 from dsar_service.requests.rounds import plan_dispatch
 from dsar_service.requests.service import add_months
 

@@ -5,7 +5,7 @@ import pytest
 from connectors.sdk.identifiers import Ident, Identifier
 from dsar_common.sealing import KeyPair
 from dsar_service.errors import InvalidArgument
-from dsar_service.requests.model import Kind
+from dsar_service.model import Kind
 from dsar_service.requests.subject import RawSubmission, nir_key, normalise_nir, validate_submission
 
 RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"

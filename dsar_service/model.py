@@ -1,4 +1,4 @@
-"""The domain's vocabulary: request and system states, and the views the API returns.
+"""The service's vocabulary: request and system states, and the views the API returns.
 
 These dataclasses cross the layers; protobuf stays in api/ and bus/, asyncpg rows in store/.
 """
@@ -101,6 +101,27 @@ class RequestView:
 
 
 @dataclass(frozen=True)
+class FieldInfo:
+    """A field as its connector declares it: provenance (provided, observed, derived) and activity."""
+
+    name: str
+    provenance: str
+    activity: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset as its connector declares it, for the archive's data dictionary."""
+
+    name: str
+    activity: str
+    description: str
+    key_fields: tuple[str, ...]
+    fields: tuple[FieldInfo, ...]
+
+
+@dataclass(frozen=True)
 class SystemInfo:
     """A source system whose connector has announced itself."""
 
@@ -113,3 +134,5 @@ class SystemInfo:
     key_id: str = ""
     discovers: tuple[str, ...] = ()
     accepts: tuple[str, ...] = ()
+    datasets: tuple[DatasetInfo, ...] = ()
+    description: str = ""
