@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from dsar.v1 import dsar_pb2, dsar_pb2_grpc
 from dsar_common.settings import Settings, SettingsError
 from dsar_common.topics import Topics
-from dsar_service.api import DsarServicer, ErrorMappingInterceptor
+from dsar_service.api import DsarServicer, GuardInterceptor, map_errors
 from dsar_service.bus import ServiceBus
 from dsar_service.requests.assembly import Assembler
 from dsar_service.requests.collection import Collector, run_periodically
@@ -113,7 +113,7 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
         collector = Collector(store, bus, settings, on_collected=assemblies.schedule)
         service = RequestService(store, collector, changes, settings)
 
-        server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+        server = grpc.aio.server(interceptors=[GuardInterceptor(map_errors)])
         dsar_pb2_grpc.add_DsarServiceServicer_to_server(DsarServicer(service), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

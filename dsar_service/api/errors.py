@@ -1,4 +1,4 @@
-"""The one mapping from the service's errors to gRPC statuses, as a server interceptor.
+"""The one mapping from the service's errors to gRPC statuses, as a guard around every call.
 
 DsarError subclasses map to their status code, with `google.rpc` details: a BadRequest listing
 each field at fault, a RetryInfo when the caller should come back later. Anything else is a bug:
@@ -6,9 +6,9 @@ it is logged with its traceback and the caller gets INTERNAL with no detail, so 
 data included) leaks through an error message.
 """
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -16,6 +16,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from dsar_common.kafka import BusError
+from dsar_service.api.guards import Context
 from dsar_service.errors import (
     AlreadyExists,
     DsarError,
@@ -69,48 +70,14 @@ def status_for(error: BaseException) -> status_pb2.Status:
     return status_pb2.Status(code=code.value[0], message=error.message, details=packed)
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseException) -> None:
-    if not isinstance(error, DsarError | BusError):
-        log.exception("unexpected error in an RPC", exc_info=error)
-    await context.abort_with_status(rpc_status.to_status(status_for(error)))
-
-
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Turns exceptions raised by servicers into statuses, for unary and server-streaming RPCs."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        if handler.unary_unary is not None:
-            inner_unary = handler.unary_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                try:
-                    return await inner_unary(request, context)
-                except Exception as error:
-                    if isinstance(error, grpc.aio.AbortError):
-                        raise
-                    await _abort(context, error)
-
-            return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
-        if handler.unary_stream is not None:
-            inner_stream = handler.unary_stream
-
-            async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                try:
-                    async for item in inner_stream(request, context):
-                        yield item
-                except Exception as error:
-                    if isinstance(error, grpc.aio.AbortError):
-                        raise
-                    await _abort(context, error)
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream, handler.request_deserializer, handler.response_serializer
-            )
-        return handler
+@contextlib.asynccontextmanager
+async def map_errors(method: str, context: Context) -> AsyncIterator[None]:
+    """The guard that turns what a call raises into its status (see the module docstring)."""
+    try:
+        yield
+    except grpc.aio.AbortError:
+        raise
+    except Exception as error:
+        if not isinstance(error, DsarError | BusError):
+            log.exception("unexpected error in %s", method, exc_info=error)
+        await context.abort_with_status(rpc_status.to_status(status_for(error)))
