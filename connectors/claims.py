@@ -59,6 +59,8 @@ fraud_alert = connector.dataset("fraud_alert", activity="fraud_prevention", key=
 OTHER_CARE = ("patient_person_id", "care_category", "care_date", "provider_name", "diagnosis_code",
               "amount_claimed_cents")  # fmt: skip
 _OTHER_CARE = "care another person received (GDPR art. 15(4)): only the subject's submission is shown"
+_OTHER_DOCUMENT = "a document of another person's care (GDPR art. 15(4)): its kind and file name would reveal it"
+_OTHER_RULE = "an alert on another person's care (GDPR art. 15(4)): its rule may name the kind of care"
 _OTHER_SUBMITTER = "submitted by another person (GDPR art. 15(4)): who submitted it is not shown"
 ROLES = {(True, True): "patient_and_submitter", (True, False): "patient", (False, True): "submitter"}
 _CONCERNS = "(c.patient_person_id = ANY($1::uuid[]) OR c.submitted_by_person_id = ANY($1::uuid[]))"
@@ -113,7 +115,7 @@ async def find_documents(q: Query, db: Any) -> AsyncIterator[Record]:
             continue
         yield claim_document.record({"doc_id": row["doc_id"], "claim_id": row["claim_id"],
                                      "received_at": row["received_at"]})  # fmt: skip
-        yield connector.redaction(claim_document, row["doc_id"], ["kind", "filename"], _OTHER_CARE)
+        yield connector.redaction(claim_document, row["doc_id"], ["kind", "filename"], _OTHER_DOCUMENT)
 
 
 @fraud_alert.search
@@ -126,4 +128,4 @@ async def find_fraud_alerts(q: Query, db: Any) -> AsyncIterator[Record]:
         fields = {k: v for k, v in row.items() if k != "own_care" and (row["own_care"] or k != "rule_code")}
         yield fraud_alert.record(fields)
         if not row["own_care"]:
-            yield connector.redaction(fraud_alert, row["alert_id"], ["rule_code"], _OTHER_CARE)
+            yield connector.redaction(fraud_alert, row["alert_id"], ["rule_code"], _OTHER_RULE)
