@@ -47,6 +47,10 @@ class Settings:
     listen: str = "127.0.0.1:50051"
     server: str = "127.0.0.1:50051"
     insecure: bool = False
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    authz_policy_file: str = ""
     master_key: bytes = field(default=b"", repr=False)
     topic_prefix: str = "dsar"
     system_timeout_seconds: float = 120.0
@@ -57,6 +61,10 @@ class Settings:
     source_postgres_url: str = "postgresql://postgres@127.0.0.1:5432"
     source_mongodb_url: str = "mongodb://127.0.0.1:27017"
     heartbeat_seconds: int = 5
+    # The client (dsar submit, status, …)
+    server_ca_file: str = ""
+    client_cert_file: str = ""
+    client_key_file: str = ""
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
     @classmethod

@@ -6,6 +6,7 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -15,6 +16,7 @@ from dsar.v1 import dsar_pb2, dsar_pb2_grpc
 from dsar_common.settings import Settings, SettingsError
 from dsar_common.topics import Topics
 from dsar_service.api import DsarServicer, GuardInterceptor, map_errors
+from dsar_service.api.auth import AccessPolicy, Authorizer
 from dsar_service.bus import ServiceBus
 from dsar_service.requests.assembly import Assembler
 from dsar_service.requests.collection import Collector, run_periodically
@@ -41,10 +43,18 @@ class Running:
 def check_listen_address(settings: Settings) -> None:
     """Insecure mode exists for local development only: it binds loopback or nothing."""
     if not settings.insecure:
-        raise SettingsError(
-            "TLS is not configured: this build serves only in insecure mode, on loopback "
-            "(DSAR_INSECURE=true, DSAR_LISTEN=127.0.0.1:PORT)"
-        )
+        missing = [
+            name
+            for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "authz_policy_file")
+            if not getattr(settings, name)
+        ]
+        if missing:
+            raise SettingsError(
+                "serving needs TLS with client certificates and a policy: set "
+                + ", ".join(f"DSAR_{name.upper()}" for name in missing)
+                + " (or DSAR_INSECURE=true, for development on loopback only)"
+            )
+        return
     host = settings.listen.rpartition(":")[0].strip("[]")
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -52,6 +62,24 @@ def check_listen_address(settings: Settings) -> None:
         loopback = False
     if not loopback:
         raise SettingsError(f"insecure mode refuses to bind {host!r}: only a loopback address is allowed")
+
+
+def bind(server: grpc.aio.Server, settings: Settings) -> int:
+    """Listen on `settings.listen`: mutual TLS, or plaintext on loopback in insecure mode."""
+    if settings.insecure:
+        return int(server.add_insecure_port(settings.listen))
+    credentials = grpc.ssl_server_credentials(
+        [(Path(settings.tls_key_file).read_bytes(), Path(settings.tls_cert_file).read_bytes())],
+        root_certificates=Path(settings.tls_client_ca_file).read_bytes(),
+        require_client_auth=True,
+    )
+    return int(server.add_secure_port(settings.listen, credentials))
+
+
+def access_policy(settings: Settings) -> AccessPolicy:
+    if settings.insecure:
+        return AccessPolicy.local_development()
+    return AccessPolicy.load(Path(settings.authz_policy_file))
 
 
 class Assemblies:
@@ -113,13 +141,14 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
         collector = Collector(store, bus, settings, on_collected=assemblies.schedule)
         service = RequestService(store, collector, changes, settings)
 
-        server = grpc.aio.server(interceptors=[GuardInterceptor(map_errors)])
+        authorizer = Authorizer(access_policy(settings), insecure=settings.insecure)
+        server = grpc.aio.server(interceptors=[GuardInterceptor(map_errors), GuardInterceptor(authorizer)])
         dsar_pb2_grpc.add_DsarServiceServicer_to_server(DsarServicer(service), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         service_name = dsar_pb2.DESCRIPTOR.services_by_name["DsarService"].full_name
         reflection.enable_server_reflection((service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        port = server.add_insecure_port(settings.listen)
+        port = bind(server, settings)
         await server.start()
         await health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

@@ -10,6 +10,7 @@ status into a ServiceError (see _errors.py). Streams are async iterators that en
 """
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self, cast
 
@@ -28,10 +29,23 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
 def open_channel(settings: Settings) -> grpc.aio.Channel:
-    """A channel to `settings.server`: plaintext if `settings.insecure`, else TLS with the system's roots."""
+    """A channel to `settings.server`: plaintext if `settings.insecure`, else mutual TLS.
+
+    The server is checked against `server_ca_file` (the system's roots if empty); the client
+    presents `client_cert_file` and `client_key_file`, which the service authorizes.
+    """
     if settings.insecure:
         return grpc.aio.insecure_channel(settings.server)
-    return grpc.aio.secure_channel(settings.server, grpc.ssl_channel_credentials())
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(settings.server_ca_file),
+        private_key=_read(settings.client_key_file),
+        certificate_chain=_read(settings.client_cert_file),
+    )
+    return grpc.aio.secure_channel(settings.server, credentials)
+
+
+def _read(path: str) -> bytes | None:
+    return Path(path).read_bytes() if path else None
 
 
 class DsarClient:
