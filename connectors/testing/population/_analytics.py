@@ -12,11 +12,28 @@ from datetime import UTC, datetime, timedelta
 from . import _french as fr
 from ._people import Context, Household, Rows, new_object_id, random_instant
 
-PUBLIC_PAGES = ("/", "/offres/sante-famille", "/offres/prevoyance", "/offres/expatries", "/devis/sante",
-                "/contact", "/faq", "/blog/bien-choisir-sa-mutuelle", "/agences/lyon", "/mentions-legales")
-PERSONAL_PAGES = ("/espace-client", "/espace-client/remboursements", "/espace-client/contrat",
-                  "/espace-client/attestations", "/espace-client/documents", "/espace-client/coordonnees",
-                  "/espace-client/messagerie", "/espace-client/carte-tiers-payant")
+PUBLIC_PAGES = (
+    "/",
+    "/offres/sante-famille",
+    "/offres/prevoyance",
+    "/offres/expatries",
+    "/devis/sante",
+    "/contact",
+    "/faq",
+    "/blog/bien-choisir-sa-mutuelle",
+    "/agences/lyon",
+    "/mentions-legales",
+)
+PERSONAL_PAGES = (
+    "/espace-client",
+    "/espace-client/remboursements",
+    "/espace-client/contrat",
+    "/espace-client/attestations",
+    "/espace-client/documents",
+    "/espace-client/coordonnees",
+    "/espace-client/messagerie",
+    "/espace-client/carte-tiers-payant",
+)
 SITE_OPENED = datetime(2018, 1, 1, tzinfo=UTC)
 
 
@@ -36,8 +53,9 @@ def household_rows(hh: Household, ctx: Context) -> Rows:
         agents = rng.sample(fr.USER_AGENTS, 2)
         for i in range(count):
             logged_in = i >= anonymous if demo else rng.random() < 0.5
-            yield from _visit(rng, ctx, person.visitor_id, str(person.person_id) if logged_in else None,
-                              rng.choice(agents), start)
+            yield from _visit(
+                rng, ctx, person.visitor_id, str(person.person_id) if logged_in else None, rng.choice(agents), start
+            )
 
 
 def anonymous_rows(visitor_id: str, ctx: Context, index: int) -> Rows:
@@ -51,13 +69,19 @@ def anonymous_rows(visitor_id: str, ctx: Context, index: int) -> Rows:
 
 def _consent(rng: random.Random, visitor_id: str, user_id: str | None, start: datetime, as_of: datetime) -> Rows:
     given = random_instant(rng, start, as_of)
-    yield "cookie_consents", {
-        "_id": new_object_id(rng, given), "visitor_id": visitor_id, "user_id": user_id, "given_at": given,
-        "categories": {"analytics": rng.random() < 0.7, "advertising": rng.random() < 0.3}}
+    yield (
+        "cookie_consents",
+        {
+            "_id": new_object_id(rng, given),
+            "visitor_id": visitor_id,
+            "user_id": user_id,
+            "given_at": given,
+            "categories": {"analytics": rng.random() < 0.7, "advertising": rng.random() < 0.3},
+        },
+    )
 
 
-def _visit(rng: random.Random, ctx: Context, visitor_id: str, user_id: str | None, agent: str,
-           start: datetime) -> Rows:
+def _visit(rng: random.Random, ctx: Context, visitor_id: str, user_id: str | None, agent: str, start: datetime) -> Rows:
     started = random_instant(rng, start, ctx.as_of)
     mean = ctx.sizes.pages_per_visit
     paths = PERSONAL_PAGES if user_id else PUBLIC_PAGES
@@ -65,7 +89,16 @@ def _visit(rng: random.Random, ctx: Context, visitor_id: str, user_id: str | Non
     for _ in range(rng.randint(max(1, mean // 2), mean + mean // 2)):
         pages.append({"path": rng.choice(paths), "at": at, "load_ms": rng.randint(60, 2_400)})
         at += timedelta(seconds=rng.randint(4, 240))
-    yield "visits", {
-        "_id": new_object_id(rng, started), "visitor_id": visitor_id, "user_id": user_id,
-        "ip": fr.documentation_ip(rng), "user_agent": agent, "site": "personal_space" if user_id else "public",
-        "started_at": started, "pages": pages}
+    yield (
+        "visits",
+        {
+            "_id": new_object_id(rng, started),
+            "visitor_id": visitor_id,
+            "user_id": user_id,
+            "ip": fr.documentation_ip(rng),
+            "user_agent": agent,
+            "site": "personal_space" if user_id else "public",
+            "started_at": started,
+            "pages": pages,
+        },
+    )

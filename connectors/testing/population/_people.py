@@ -164,8 +164,9 @@ class Registry:
         self._emails: set[str] = set()
         self._policy_numbers: set[str] = set()
 
-    def reserve(self, *, phones: tuple[str, ...] = (), emails: tuple[str, ...] = (),
-                policy_numbers: tuple[str, ...] = ()) -> None:
+    def reserve(
+        self, *, phones: tuple[str, ...] = (), emails: tuple[str, ...] = (), policy_numbers: tuple[str, ...] = ()
+    ) -> None:
         taken = set(phones)
         self._phones = [p for p in self._phones if p not in taken]
         self._emails.update(emails)
@@ -187,8 +188,9 @@ class Registry:
                 return candidate
 
     def policy_number(self, product_code: str, start: date) -> str:
-        prefix = {"SANTE_FAMILLE": "SF", "SANTE_INDIVIDUELLE": "SI", "PREVOYANCE_DECES": "PV",
-                  "EXPAT_SANTE": "EX"}[product_code]
+        prefix = {"SANTE_FAMILLE": "SF", "SANTE_INDIVIDUELLE": "SI", "PREVOYANCE_DECES": "PV", "EXPAT_SANTE": "EX"}[
+            product_code
+        ]
         while True:
             number = f"{prefix}-{start.year}-{self._rng.randrange(10**6):06d}"
             if number not in self._policy_numbers:
@@ -197,8 +199,9 @@ class Registry:
 
 
 def _premium(rng: random.Random, product_code: str, members: int) -> int:
-    base = {"SANTE_FAMILLE": 4_200, "SANTE_INDIVIDUELLE": 5_500, "PREVOYANCE_DECES": 1_900,
-            "EXPAT_SANTE": 14_000}[product_code]
+    base = {"SANTE_FAMILLE": 4_200, "SANTE_INDIVIDUELLE": 5_500, "PREVOYANCE_DECES": 1_900, "EXPAT_SANTE": 14_000}[
+        product_code
+    ]
     return base * max(1, members) + rng.randrange(0, 2_000, 10)
 
 
@@ -222,11 +225,19 @@ def build_background(rng: random.Random, index: int, registry: Registry, as_of: 
         first = rng.choice(fr.MALE_FIRST_NAMES if sex == 1 else fr.FEMALE_FIRST_NAMES)
         has_email = rng.random() < 0.9
         return Person(
-            person_id=new_uuid(rng), first_name=first, last_name=surname, birth_date=birth, sex=sex, role=role,
+            person_id=new_uuid(rng),
+            first_name=first,
+            last_name=surname,
+            birth_date=birth,
+            sex=sex,
+            role=role,
             nir=fr.random_nir(rng, sex, birth.year, birth.month) if rng.random() < 0.95 else None,
-            email=registry.email(first, surname, birth.year) if has_email else None, phone=phone,
+            email=registry.email(first, surname, birth.year) if has_email else None,
+            phone=phone,
             marital_status="married" if married else rng.choice(("single", "divorced", "widowed")),
-            occupation=rng.choice(fr.OCCUPATIONS), employer_name=rng.choice(fr.EMPLOYERS), created_at=created,
+            occupation=rng.choice(fr.OCCUPATIONS),
+            employer_name=rng.choice(fr.EMPLOYERS),
+            created_at=created,
             visitor_id=str(new_uuid(rng)) if has_email and rng.random() < 0.7 else None,
             contact_id=new_object_id(rng, created) if rng.random() < 0.8 else None,
             candidate_id=new_object_id(rng, created) if rng.random() < 0.03 else None,
@@ -241,14 +252,26 @@ def build_background(rng: random.Random, index: int, registry: Registry, as_of: 
         for _ in range(rng.randint(1, 3)):
             birth = _birth_date(rng, min(sub_birth.year + 22, as_of.year - 1), min(sub_birth.year + 42, as_of.year - 1))
             sex = rng.choice((1, 2))
-            members.append(Person(
-                person_id=new_uuid(rng), first_name=rng.choice(fr.MALE_FIRST_NAMES if sex == 1 else
-                                                              fr.FEMALE_FIRST_NAMES),
-                last_name=last_name, birth_date=birth, sex=sex, role=CHILD,
-                nir=fr.random_nir(rng, sex, birth.year, birth.month) if rng.random() < 0.5 else None,
-                email=None, phone=phone, marital_status="single", occupation="Élève", employer_name="",
-                created_at=created, visitor_id=None, contact_id=None, candidate_id=None,
-            ))
+            members.append(
+                Person(
+                    person_id=new_uuid(rng),
+                    first_name=rng.choice(fr.MALE_FIRST_NAMES if sex == 1 else fr.FEMALE_FIRST_NAMES),
+                    last_name=last_name,
+                    birth_date=birth,
+                    sex=sex,
+                    role=CHILD,
+                    nir=fr.random_nir(rng, sex, birth.year, birth.month) if rng.random() < 0.5 else None,
+                    email=None,
+                    phone=phone,
+                    marital_status="single",
+                    occupation="Élève",
+                    employer_name="",
+                    created_at=created,
+                    visitor_id=None,
+                    contact_id=None,
+                    candidate_id=None,
+                )
+            )
 
     start = (created + timedelta(days=rng.randint(0, 60))).date()
     product = "SANTE_FAMILLE" if len(members) > 1 else "SANTE_INDIVIDUELLE"
@@ -260,25 +283,37 @@ def build_background(rng: random.Random, index: int, registry: Registry, as_of: 
     if end is not None and end >= as_of.date():
         end = None
     subscriber = members[0]
-    policies = [Policy(
-        policy_number=registry.policy_number(product, start), product_code=product,
-        status="terminated" if end else rng.choices(("active", "suspended"), (0.97, 0.03))[0],
-        start_date=start, end_date=end, subscriber_id=subscriber.person_id, expatriation_country=expatriation,
-        premium_cents=_premium(rng, product, len(members)),
-        members=tuple((m.person_id, m.role) for m in members),
-        card_last4=f"{rng.randrange(10_000):04d}" if rng.random() < 0.2 else None,
-    )]
+    policies = [
+        Policy(
+            policy_number=registry.policy_number(product, start),
+            product_code=product,
+            status="terminated" if end else rng.choices(("active", "suspended"), (0.97, 0.03))[0],
+            start_date=start,
+            end_date=end,
+            subscriber_id=subscriber.person_id,
+            expatriation_country=expatriation,
+            premium_cents=_premium(rng, product, len(members)),
+            members=tuple((m.person_id, m.role) for m in members),
+            card_last4=f"{rng.randrange(10_000):04d}" if rng.random() < 0.2 else None,
+        )
+    ]
     if married and rng.random() < 0.25:
         pv_start = start + timedelta(days=rng.randint(30, 700))
         if pv_start < as_of.date():
-            policies.append(Policy(
-                policy_number=registry.policy_number("PREVOYANCE_DECES", pv_start),
-                product_code="PREVOYANCE_DECES", status="active", start_date=pv_start, end_date=None,
-                subscriber_id=subscriber.person_id, expatriation_country=None,
-                premium_cents=_premium(rng, "PREVOYANCE_DECES", 1),
-                members=((subscriber.person_id, SUBSCRIBER), (members[1].person_id, BENEFICIARY)),
-                card_last4=None,
-            ))
+            policies.append(
+                Policy(
+                    policy_number=registry.policy_number("PREVOYANCE_DECES", pv_start),
+                    product_code="PREVOYANCE_DECES",
+                    status="active",
+                    start_date=pv_start,
+                    end_date=None,
+                    subscriber_id=subscriber.person_id,
+                    expatriation_country=None,
+                    premium_cents=_premium(rng, "PREVOYANCE_DECES", 1),
+                    members=((subscriber.person_id, SUBSCRIBER), (members[1].person_id, BENEFICIARY)),
+                    card_last4=None,
+                )
+            )
     if abroad:
         country, city, postal_code = rng.choice(fr.ABROAD)
         address = f"{rng.randint(1, 400)} {rng.choice(('Main Street', 'Avenue Cheikh Anta Diop', 'Rue Sherbrooke'))}"
@@ -286,8 +321,16 @@ def build_background(rng: random.Random, index: int, registry: Registry, as_of: 
         place = rng.choice(fr.PLACES)
         country, city, postal_code = "FR", place.city, place.postal_code
         address = f"{rng.randint(1, 120)} {rng.choice(fr.STREETS)}"
-    return Household(index=index, members=tuple(members), address_line=address, postal_code=postal_code,
-                     city=city, country=country, phone=phone, policies=tuple(policies))
+    return Household(
+        index=index,
+        members=tuple(members),
+        address_line=address,
+        postal_code=postal_code,
+        city=city,
+        country=country,
+        phone=phone,
+        policies=tuple(policies),
+    )
 
 
 def build_outsider(rng: random.Random, registry: Registry, as_of: datetime) -> Outsider:
@@ -295,6 +338,11 @@ def build_outsider(rng: random.Random, registry: Registry, as_of: datetime) -> O
     first = rng.choice(fr.MALE_FIRST_NAMES if sex == 1 else fr.FEMALE_FIRST_NAMES)
     last = rng.choice(fr.LAST_NAMES)
     created = random_instant(rng, datetime(2015, 1, 1, tzinfo=UTC), as_of - timedelta(days=30))
-    return Outsider(object_id=new_object_id(rng, created), first_name=first, last_name=last,
-                         email=registry.email(first, last, rng.randint(1965, 2003)), phone=registry.phone(),
-                         created_at=created)
+    return Outsider(
+        object_id=new_object_id(rng, created),
+        first_name=first,
+        last_name=last,
+        email=registry.email(first, last, rng.randint(1965, 2003)),
+        phone=registry.phone(),
+        created_at=created,
+    )

@@ -45,5 +45,13 @@ class PopulationSizes:
     def benchmark(cls) -> "PopulationSizes":
         """The benchmark's heavy subject: 20,000 claims, 20,000 visits (~200,000 page views), 5,000
         interactions, among 500 background households."""
-        return cls(households=500, demo_claims=20_000, demo_visits=20_000, pages_per_visit=10,
-                   demo_interactions=5_000, lone_candidates=50, anonymous_visitors=200, prospects=100)
+        return cls(
+            households=500,
+            demo_claims=20_000,
+            demo_visits=20_000,
+            pages_per_visit=10,
+            demo_interactions=5_000,
+            lone_candidates=50,
+            anonymous_visitors=200,
+            prospects=100,
+        )

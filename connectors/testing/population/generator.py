@@ -139,13 +139,18 @@ class Population:
         self.demo = self._demo_facts(demo_household)
         former = world.lone_candidates[0]
         self.former_candidate = CandidateFacts(
-            candidate_id=str(former.object_id), first_name=former.first_name, last_name=former.last_name,
-            email=former.email, phone=former.phone,
-            expected_counts=_count({"recruitment": _recruitment.outsider_rows(former, self._ctx, 0)}))
+            candidate_id=str(former.object_id),
+            first_name=former.first_name,
+            last_name=former.last_name,
+            email=former.email,
+            phone=former.phone,
+            expected_counts=_count({"recruitment": _recruitment.outsider_rows(former, self._ctx, 0)}),
+        )
         anonymous = world.anonymous_visitors[0]
         self.anonymous_visitor = VisitorFacts(
             visitor_id=anonymous,
-            expected_counts=_count({"analytics": _analytics.anonymous_rows(anonymous, self._ctx, 0)}))
+            expected_counts=_count({"analytics": _analytics.anonymous_rows(anonymous, self._ctx, 0)}),
+        )
 
     def __repr__(self) -> str:
         return f"Population(seed={self.seed}, sizes={self.sizes})"
@@ -191,8 +196,13 @@ class Population:
                 per_table[table] = per_table.get(table, 0) + 1
                 if table == "claim":
                     patient, submitter = str(row["patient_person_id"]), str(row["submitted_by_person_id"])
-                    kind = "self" if patient == submitter else "for_relatives" if submitter == person_id else (
-                        "by_relatives")
+                    kind = (
+                        "self"
+                        if patient == submitter
+                        else "for_relatives"
+                        if submitter == person_id
+                        else ("by_relatives")
+                    )
                     claims[kind] += 1
                 elif table == "visits":
                     visits["in" if row["user_id"] else "out"] += 1
@@ -204,18 +214,34 @@ class Population:
         assert subject.nir and subject.email and subject.phone and subject.visitor_id  # the cast's, by design
         assert subject.contact_id and subject.candidate_id
         return DemoSubject(
-            person_id=person_id, first_name=subject.first_name, last_name=subject.last_name,
-            birth_date=subject.birth_date, nir=subject.nir, email=subject.email, phone=subject.phone,
-            address_line=household.address_line, postal_code=household.postal_code, city=household.city,
-            country=household.country, policy_number=household.policies[0].policy_number,
+            person_id=person_id,
+            first_name=subject.first_name,
+            last_name=subject.last_name,
+            birth_date=subject.birth_date,
+            nir=subject.nir,
+            email=subject.email,
+            phone=subject.phone,
+            address_line=household.address_line,
+            postal_code=household.postal_code,
+            city=household.city,
+            country=household.country,
+            policy_number=household.policies[0].policy_number,
             policy_numbers=tuple(p.policy_number for p in household.policies if p.subscriber_id == subject.person_id),
-            visitor_id=subject.visitor_id, contact_id=str(subject.contact_id),
-            candidate_id=str(subject.candidate_id), spouse_person_id=spouse_id,
+            visitor_id=subject.visitor_id,
+            contact_id=str(subject.contact_id),
+            candidate_id=str(subject.candidate_id),
+            spouse_person_id=spouse_id,
             children_person_ids=tuple(child.person_id for child in self.children),
-            expected_counts=_freeze(counts), claims_for_self=claims["self"],
-            claims_for_relatives=claims["for_relatives"], claims_by_relatives=claims["by_relatives"],
-            visits_logged_in=visits["in"], visits_anonymous=visits["out"], page_views=pages,
-            aml_analyst_notes=tuple(aml_notes), accessor_ids=tuple(sorted(set(accessors))))
+            expected_counts=_freeze(counts),
+            claims_for_self=claims["self"],
+            claims_for_relatives=claims["for_relatives"],
+            claims_by_relatives=claims["by_relatives"],
+            visits_logged_in=visits["in"],
+            visits_anonymous=visits["out"],
+            page_views=pages,
+            aml_analyst_notes=tuple(aml_notes),
+            accessor_ids=tuple(sorted(set(accessors))),
+        )
 
 
 def generate(seed: int = 0, sizes: PopulationSizes | None = None, *, as_of: datetime = DEFAULT_AS_OF) -> Population:
@@ -235,10 +261,14 @@ def generate(seed: int = 0, sizes: PopulationSizes | None = None, *, as_of: date
     world = World(
         households=tuple(households),
         lone_candidates=(
-            cast.FORMER_CANDIDATE, *(build_outsider(rng, registry, as_of) for _ in range(sizes.lone_candidates - 1))),
+            cast.FORMER_CANDIDATE,
+            *(build_outsider(rng, registry, as_of) for _ in range(sizes.lone_candidates - 1)),
+        ),
         prospects=tuple(build_outsider(rng, registry, as_of) for _ in range(sizes.prospects)),
         anonymous_visitors=(
-            cast.ANONYMOUS_VISITOR_ID, *(str(new_uuid(rng)) for _ in range(sizes.anonymous_visitors - 1))),
+            cast.ANONYMOUS_VISITOR_ID,
+            *(str(new_uuid(rng)) for _ in range(sizes.anonymous_visitors - 1)),
+        ),
     )
     return Population(seed, sizes, as_of, world)
 
@@ -296,8 +326,15 @@ def _freeze(counts: dict[str, dict[str, int]]) -> Counts:
 
 
 def _person_facts(person: Person) -> PersonFacts:
-    return PersonFacts(person_id=str(person.person_id), first_name=person.first_name, last_name=person.last_name,
-                       birth_date=person.birth_date, nir=person.nir, email=person.email, phone=person.phone)
+    return PersonFacts(
+        person_id=str(person.person_id),
+        first_name=person.first_name,
+        last_name=person.last_name,
+        birth_date=person.birth_date,
+        nir=person.nir,
+        email=person.email,
+        phone=person.phone,
+    )
 
 
 def _same_identity(a: Person, b: Person) -> bool:
@@ -309,5 +346,13 @@ def _check_system(system: str) -> None:
         raise ValueError(f"unknown system {system!r}; expected one of {', '.join(SYSTEMS)}")
 
 
-__all__ = ["DEFAULT_AS_OF", "CandidateFacts", "DemoSubject", "PersonFacts", "Population", "PopulationSizes",
-           "VisitorFacts", "generate"]
+__all__ = [
+    "DEFAULT_AS_OF",
+    "CandidateFacts",
+    "DemoSubject",
+    "PersonFacts",
+    "Population",
+    "PopulationSizes",
+    "VisitorFacts",
+    "generate",
+]

@@ -69,8 +69,9 @@ async def load_population(
     return {system: counts for system, counts in results}
 
 
-async def _load_postgres(population: Population, system: str, conn: asyncpg.Connection,
-                         batch_size: int) -> tuple[str, dict[str, int]]:
+async def _load_postgres(
+    population: Population, system: str, conn: asyncpg.Connection, batch_size: int
+) -> tuple[str, dict[str, int]]:
     await create_postgres_schema(conn, system)
 
     async def flush(table: str, rows: list[dict[str, Any]]) -> None:
@@ -81,8 +82,9 @@ async def _load_postgres(population: Population, system: str, conn: asyncpg.Conn
     return system, await _stream(population, system, flush, batch_size)
 
 
-async def _load_mongo(population: Population, system: str, db: MotorDatabase,
-                      batch_size: int) -> tuple[str, dict[str, int]]:
+async def _load_mongo(
+    population: Population, system: str, db: MotorDatabase, batch_size: int
+) -> tuple[str, dict[str, int]]:
     await create_mongo_indexes(db, system)
 
     async def flush(collection: str, documents: list[dict[str, Any]]) -> None:

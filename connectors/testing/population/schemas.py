@@ -46,7 +46,8 @@ class Table:
         statements = [f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {body}\n)"]
         for columns in self.indexes:
             statements.append(
-                f"CREATE INDEX IF NOT EXISTS {self.name}_{'_'.join(columns)}_idx ON {self.name} ({', '.join(columns)})")
+                f"CREATE INDEX IF NOT EXISTS {self.name}_{'_'.join(columns)}_idx ON {self.name} ({', '.join(columns)})"
+            )
         return statements
 
 
@@ -56,59 +57,155 @@ _TEXT = "text NOT NULL"
 POSTGRES_TABLES: dict[str, tuple[Table, ...]] = {
     # Parents before children: the loader copies tables in this order.
     "policy": (
-        Table("insured_person", (
-            ("person_id", "uuid NOT NULL"), ("nir", "text NULL"), ("last_name", _TEXT), ("first_name", _TEXT),
-            ("birth_date", "date NOT NULL"), ("email", "text NULL"), ("phone", "text NULL"),
-            ("address_line", _TEXT), ("postal_code", _TEXT), ("city", _TEXT), ("country", _TEXT),
-            ("marital_status", _TEXT), ("occupation", _TEXT), ("employer_name", _TEXT), ("created_at", _TS),
-            ("updated_at", _TS)),
+        Table(
+            "insured_person",
+            (
+                ("person_id", "uuid NOT NULL"),
+                ("nir", "text NULL"),
+                ("last_name", _TEXT),
+                ("first_name", _TEXT),
+                ("birth_date", "date NOT NULL"),
+                ("email", "text NULL"),
+                ("phone", "text NULL"),
+                ("address_line", _TEXT),
+                ("postal_code", _TEXT),
+                ("city", _TEXT),
+                ("country", _TEXT),
+                ("marital_status", _TEXT),
+                ("occupation", _TEXT),
+                ("employer_name", _TEXT),
+                ("created_at", _TS),
+                ("updated_at", _TS),
+            ),
             primary_key=("person_id",),
-            indexes=(("email",), ("nir",), ("phone",), ("last_name", "first_name", "birth_date"))),
-        Table("policy", (
-            ("policy_number", _TEXT), ("product_code", _TEXT), ("status", _TEXT), ("start_date", "date NOT NULL"),
-            ("end_date", "date NULL"), ("subscriber_id", "uuid NOT NULL REFERENCES insured_person (person_id)"),
-            ("expatriation_country", "text NULL"), ("premium_cents", "bigint NOT NULL")),
-            primary_key=("policy_number",), indexes=(("subscriber_id",),)),
-        Table("policy_member", (("policy_number", _TEXT), ("person_id", "uuid NOT NULL"), ("role", _TEXT)),
-              primary_key=("policy_number", "person_id"), indexes=(("person_id",),)),
-        Table("bank_account", (
-            ("person_id", "uuid NOT NULL"), ("iban", _TEXT), ("bic", _TEXT), ("holder_name", _TEXT),
-            ("valid_from", "date NOT NULL")),
-            indexes=(("person_id",),)),
-        Table("premium_payment", (
-            ("payment_id", "bigint NOT NULL"), ("policy_number", _TEXT), ("due_date", "date NOT NULL"),
-            ("amount_cents", "bigint NOT NULL"), ("status", _TEXT), ("paid_at", "timestamptz NULL"),
-            ("card_last4", "text NULL")),
-            primary_key=("payment_id",), indexes=(("policy_number",),)),
-        Table("dunning_event", (
-            ("id", "bigint NOT NULL"), ("policy_number", _TEXT), ("occurred_at", _TS), ("step", _TEXT),
-            ("automated", "boolean NOT NULL")),
-            primary_key=("id",), indexes=(("policy_number",),)),
-        Table("aml_screening", (
-            ("id", "bigint NOT NULL"), ("person_id", "uuid NOT NULL"), ("screened_at", _TS),
-            ("pep", "boolean NOT NULL"), ("sanctions_hit", "boolean NOT NULL"), ("risk_level", _TEXT),
-            ("analyst_note", _TEXT)),
-            primary_key=("id",), indexes=(("person_id",),)),
-        Table("file_access_log", (
-            ("id", "bigint NOT NULL"), ("person_id", "uuid NOT NULL"), ("accessed_at", _TS),
-            ("accessor_role", _TEXT), ("accessor_id", _TEXT), ("purpose", _TEXT)),
-            primary_key=("id",), indexes=(("person_id",),)),
+            indexes=(("email",), ("nir",), ("phone",), ("last_name", "first_name", "birth_date")),
+        ),
+        Table(
+            "policy",
+            (
+                ("policy_number", _TEXT),
+                ("product_code", _TEXT),
+                ("status", _TEXT),
+                ("start_date", "date NOT NULL"),
+                ("end_date", "date NULL"),
+                ("subscriber_id", "uuid NOT NULL REFERENCES insured_person (person_id)"),
+                ("expatriation_country", "text NULL"),
+                ("premium_cents", "bigint NOT NULL"),
+            ),
+            primary_key=("policy_number",),
+            indexes=(("subscriber_id",),),
+        ),
+        Table(
+            "policy_member",
+            (("policy_number", _TEXT), ("person_id", "uuid NOT NULL"), ("role", _TEXT)),
+            primary_key=("policy_number", "person_id"),
+            indexes=(("person_id",),),
+        ),
+        Table(
+            "bank_account",
+            (
+                ("person_id", "uuid NOT NULL"),
+                ("iban", _TEXT),
+                ("bic", _TEXT),
+                ("holder_name", _TEXT),
+                ("valid_from", "date NOT NULL"),
+            ),
+            indexes=(("person_id",),),
+        ),
+        Table(
+            "premium_payment",
+            (
+                ("payment_id", "bigint NOT NULL"),
+                ("policy_number", _TEXT),
+                ("due_date", "date NOT NULL"),
+                ("amount_cents", "bigint NOT NULL"),
+                ("status", _TEXT),
+                ("paid_at", "timestamptz NULL"),
+                ("card_last4", "text NULL"),
+            ),
+            primary_key=("payment_id",),
+            indexes=(("policy_number",),),
+        ),
+        Table(
+            "dunning_event",
+            (
+                ("id", "bigint NOT NULL"),
+                ("policy_number", _TEXT),
+                ("occurred_at", _TS),
+                ("step", _TEXT),
+                ("automated", "boolean NOT NULL"),
+            ),
+            primary_key=("id",),
+            indexes=(("policy_number",),),
+        ),
+        Table(
+            "aml_screening",
+            (
+                ("id", "bigint NOT NULL"),
+                ("person_id", "uuid NOT NULL"),
+                ("screened_at", _TS),
+                ("pep", "boolean NOT NULL"),
+                ("sanctions_hit", "boolean NOT NULL"),
+                ("risk_level", _TEXT),
+                ("analyst_note", _TEXT),
+            ),
+            primary_key=("id",),
+            indexes=(("person_id",),),
+        ),
+        Table(
+            "file_access_log",
+            (
+                ("id", "bigint NOT NULL"),
+                ("person_id", "uuid NOT NULL"),
+                ("accessed_at", _TS),
+                ("accessor_role", _TEXT),
+                ("accessor_id", _TEXT),
+                ("purpose", _TEXT),
+            ),
+            primary_key=("id",),
+            indexes=(("person_id",),),
+        ),
     ),
     "claims": (
-        Table("claim", (
-            ("claim_id", _TEXT), ("policy_number", _TEXT), ("patient_person_id", "uuid NOT NULL"),
-            ("submitted_by_person_id", "uuid NOT NULL"), ("care_category", _TEXT), ("care_date", "date NOT NULL"),
-            ("provider_name", _TEXT), ("diagnosis_code", "text NULL"), ("amount_claimed_cents", "bigint NOT NULL"),
-            ("amount_reimbursed_cents", "bigint NOT NULL"), ("status", _TEXT), ("submitted_at", _TS)),
+        Table(
+            "claim",
+            (
+                ("claim_id", _TEXT),
+                ("policy_number", _TEXT),
+                ("patient_person_id", "uuid NOT NULL"),
+                ("submitted_by_person_id", "uuid NOT NULL"),
+                ("care_category", _TEXT),
+                ("care_date", "date NOT NULL"),
+                ("provider_name", _TEXT),
+                ("diagnosis_code", "text NULL"),
+                ("amount_claimed_cents", "bigint NOT NULL"),
+                ("amount_reimbursed_cents", "bigint NOT NULL"),
+                ("status", _TEXT),
+                ("submitted_at", _TS),
+            ),
             primary_key=("claim_id",),
-            indexes=(("patient_person_id",), ("submitted_by_person_id",), ("policy_number",))),
-        Table("claim_document", (
-            ("doc_id", _TEXT), ("claim_id", _TEXT), ("kind", _TEXT), ("filename", _TEXT), ("received_at", _TS)),
-            primary_key=("doc_id",), indexes=(("claim_id",),)),
-        Table("fraud_alert", (
-            ("alert_id", _TEXT), ("claim_id", _TEXT), ("person_id", "uuid NOT NULL"), ("raised_at", _TS),
-            ("rule_code", _TEXT), ("status", _TEXT), ("closed_at", "timestamptz NULL")),
-            primary_key=("alert_id",), indexes=(("person_id",), ("claim_id",))),
+            indexes=(("patient_person_id",), ("submitted_by_person_id",), ("policy_number",)),
+        ),
+        Table(
+            "claim_document",
+            (("doc_id", _TEXT), ("claim_id", _TEXT), ("kind", _TEXT), ("filename", _TEXT), ("received_at", _TS)),
+            primary_key=("doc_id",),
+            indexes=(("claim_id",),),
+        ),
+        Table(
+            "fraud_alert",
+            (
+                ("alert_id", _TEXT),
+                ("claim_id", _TEXT),
+                ("person_id", "uuid NOT NULL"),
+                ("raised_at", _TS),
+                ("rule_code", _TEXT),
+                ("status", _TEXT),
+                ("closed_at", "timestamptz NULL"),
+            ),
+            primary_key=("alert_id",),
+            indexes=(("person_id",), ("claim_id",)),
+        ),
     ),
 }
 
@@ -134,19 +231,25 @@ MONGO_COLLECTIONS: dict[str, tuple[str, ...]] = {
 
 MONGO_INDEXES: dict[str, tuple[MongoIndex, ...]] = {
     "crm": (
-        MongoIndex("contacts", ("emails",)), MongoIndex("contacts", ("phones",)),
-        MongoIndex("contacts", ("person_id",)), MongoIndex("contacts", ("policy_numbers",)),
+        MongoIndex("contacts", ("emails",)),
+        MongoIndex("contacts", ("phones",)),
+        MongoIndex("contacts", ("person_id",)),
+        MongoIndex("contacts", ("policy_numbers",)),
         MongoIndex("contacts", ("last_name", "first_name", "birth_date")),
-        MongoIndex("interactions", ("contact_id",)), MongoIndex("complaints", ("contact_id",)),
+        MongoIndex("interactions", ("contact_id",)),
+        MongoIndex("complaints", ("contact_id",)),
         MongoIndex("quotes", ("contact_id",)),
     ),
     "recruitment": (
-        MongoIndex("candidates", ("email",)), MongoIndex("candidates", ("phone",)),
+        MongoIndex("candidates", ("email",)),
+        MongoIndex("candidates", ("phone",)),
         MongoIndex("candidates", ("last_name", "first_name")),
     ),
     "analytics": (
-        MongoIndex("visits", ("visitor_id",)), MongoIndex("visits", ("user_id",)),
-        MongoIndex("cookie_consents", ("visitor_id",)), MongoIndex("cookie_consents", ("user_id",)),
+        MongoIndex("visits", ("visitor_id",)),
+        MongoIndex("visits", ("user_id",)),
+        MongoIndex("cookie_consents", ("visitor_id",)),
+        MongoIndex("cookie_consents", ("user_id",)),
     ),
 }
 
@@ -189,4 +292,5 @@ def _postgres_tables(system: str) -> tuple[Table, ...]:
         return POSTGRES_TABLES[system]
     except KeyError:
         raise ValueError(
-            f"unknown PostgreSQL system {system!r}; expected one of {', '.join(POSTGRES_SYSTEMS)}") from None
+            f"unknown PostgreSQL system {system!r}; expected one of {', '.join(POSTGRES_SYSTEMS)}"
+        ) from None

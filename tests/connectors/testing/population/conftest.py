@@ -38,7 +38,9 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with (folder / "secantusd.log").open("wb") as log:
         server = subprocess.Popen(
             [str(SECANTUSD), "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(folder / "data")],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         # pymongo retries server selection until it answers or the deadline passes.
         client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=STARTUP_SECONDS * 1000)

@@ -19,20 +19,52 @@ from connectors.testing.population.schemas import POSTGRES_SYSTEMS, POSTGRES_TAB
 
 # Field names of the MongoDB collections, from world.md §1.
 MONGO_FIELDS = {
-    "contacts": {"_id", "person_id", "emails", "phones", "first_name", "last_name", "birth_date", "policy_numbers",
-                 "source", "broker", "marketing", "created_at", "updated_at"},
+    "contacts": {
+        "_id",
+        "person_id",
+        "emails",
+        "phones",
+        "first_name",
+        "last_name",
+        "birth_date",
+        "policy_numbers",
+        "source",
+        "broker",
+        "marketing",
+        "created_at",
+        "updated_at",
+    },
     "interactions": {"_id", "contact_id", "channel", "occurred_at", "subject", "notes", "agent_id"},
     "complaints": {"_id", "contact_id", "opened_at", "category", "description", "status", "resolution"},
     "quotes": {"_id", "contact_id", "requested_at", "product", "answers"},
-    "candidates": {"_id", "email", "phone", "first_name", "last_name", "cv_filename", "cv_text", "source",
-                   "agency_name", "applications", "last_contact_at"},
+    "candidates": {
+        "_id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "cv_filename",
+        "cv_text",
+        "source",
+        "agency_name",
+        "applications",
+        "last_contact_at",
+    },
     "visits": {"_id", "visitor_id", "user_id", "ip", "user_agent", "site", "started_at", "pages"},
     "cookie_consents": {"_id", "visitor_id", "user_id", "given_at", "categories"},
 }
-PRIMARY_KEYS = {"insured_person": ("person_id",), "policy": ("policy_number",),
-                "policy_member": ("policy_number", "person_id"), "premium_payment": ("payment_id",),
-                "dunning_event": ("id",), "aml_screening": ("id",), "file_access_log": ("id",), "claim": ("claim_id",),
-                "claim_document": ("doc_id",), "fraud_alert": ("alert_id",)}
+PRIMARY_KEYS = {
+    "insured_person": ("person_id",),
+    "policy": ("policy_number",),
+    "policy_member": ("policy_number", "person_id"),
+    "premium_payment": ("payment_id",),
+    "dunning_event": ("id",),
+    "aml_screening": ("id",),
+    "file_access_log": ("id",),
+    "claim": ("claim_id",),
+    "claim_document": ("doc_id",),
+    "fraud_alert": ("alert_id",),
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +86,18 @@ def test_the_public_names_are_these_and_exist() -> None:
     import connectors.testing.population as package
 
     assert set(package.__all__) == {
-        "SYSTEMS", "CandidateFacts", "DemoSubject", "PersonFacts", "Population", "PopulationSizes", "VisitorFacts",
-        "create_mongo_indexes", "create_postgres_schema", "generate", "load_population"}
+        "SYSTEMS",
+        "CandidateFacts",
+        "DemoSubject",
+        "PersonFacts",
+        "Population",
+        "PopulationSizes",
+        "VisitorFacts",
+        "create_mongo_indexes",
+        "create_postgres_schema",
+        "generate",
+        "load_population",
+    }
     assert all(hasattr(package, name) for name in package.__all__)
 
 
@@ -81,8 +123,9 @@ def test_same_seed_gives_the_same_rows_in_another_process_with_another_hash_seed
         "print(digest(generate(3, PopulationSizes(households=15))))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    other = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__)], env=env, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    other = subprocess.run(
+        [sys.executable, "-c", code, os.path.dirname(__file__)], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
     assert other == digest(generate(3, sizes))
 
 
@@ -164,19 +207,27 @@ def test_references_point_at_existing_rows(tables: dict[str, list[dict[str, Any]
     assert user_ids <= {str(p) for p in people}
 
 
-def test_the_household_shares_phone_policy_and_address(population: Population,
-                                                       tables: dict[str, list[dict[str, Any]]]) -> None:
+def test_the_household_shares_phone_policy_and_address(
+    population: Population, tables: dict[str, list[dict[str, Any]]]
+) -> None:
     demo = population.demo
     family = {demo.person_id, demo.spouse_person_id, *demo.children_person_ids}
     assert len(family) == 4 and len(demo.children_person_ids) == 2
     rows = {str(row["person_id"]): row for row in tables["insured_person"] if str(row["person_id"]) in family}
     assert {row["phone"] for row in rows.values()} == {demo.phone}
     assert {(r["address_line"], r["postal_code"], r["city"], r["country"]) for r in rows.values()} == {
-        (demo.address_line, demo.postal_code, demo.city, "FR")}
-    members = {str(row["person_id"]): row["role"] for row in tables["policy_member"]
-               if row["policy_number"] == demo.policy_number}
-    assert members == {demo.person_id: "subscriber", demo.spouse_person_id: "spouse",
-                       **dict.fromkeys(demo.children_person_ids, "child")}
+        (demo.address_line, demo.postal_code, demo.city, "FR")
+    }
+    members = {
+        str(row["person_id"]): row["role"]
+        for row in tables["policy_member"]
+        if row["policy_number"] == demo.policy_number
+    }
+    assert members == {
+        demo.person_id: "subscriber",
+        demo.spouse_person_id: "spouse",
+        **dict.fromkeys(demo.children_person_ids, "child"),
+    }
     assert population.spouse.person_id == demo.spouse_person_id and population.spouse.email != demo.email
     # The phone alone designates the whole household: four people in policy, two contacts in crm.
     assert sum(row["phone"] == demo.phone for row in tables["insured_person"]) == 4
@@ -188,20 +239,28 @@ def test_the_namesake_is_someone_else(population: Population, tables: dict[str, 
     assert (namesake.first_name, namesake.last_name) == (demo.first_name, demo.last_name)
     assert namesake.birth_date != demo.birth_date
     assert namesake.email != demo.email and namesake.person_id != demo.person_id and namesake.nir != demo.nir
-    same_name = [row for row in tables["insured_person"]
-                 if (row["first_name"], row["last_name"]) == (demo.first_name, demo.last_name)]
+    same_name = [
+        row
+        for row in tables["insured_person"]
+        if (row["first_name"], row["last_name"]) == (demo.first_name, demo.last_name)
+    ]
     assert {str(row["person_id"]) for row in same_name} >= {demo.person_id, namesake.person_id}
     assert sum(row["birth_date"] == demo.birth_date for row in same_name) == 1
     assert any(doc["emails"] == [namesake.email] for doc in tables["contacts"])
 
 
-def test_the_demo_subject_is_in_all_five_systems(population: Population,
-                                                 tables: dict[str, list[dict[str, Any]]]) -> None:
+def test_the_demo_subject_is_in_all_five_systems(
+    population: Population, tables: dict[str, list[dict[str, Any]]]
+) -> None:
     demo = population.demo
     person = uuid.UUID(demo.person_id)
     [me] = [row for row in tables["insured_person"] if row["person_id"] == person]
-    assert (me["email"], me["nir"], me["phone"], me["birth_date"]) == (demo.email, demo.nir, demo.phone,
-                                                                       demo.birth_date)
+    assert (me["email"], me["nir"], me["phone"], me["birth_date"]) == (
+        demo.email,
+        demo.nir,
+        demo.phone,
+        demo.birth_date,
+    )
     assert any(row["expatriation_country"] for row in tables["policy"] if row["subscriber_id"] == person)
     [contact] = [doc for doc in tables["contacts"] if doc["person_id"] == demo.person_id]
     assert contact["emails"] == [demo.email] and str(contact["_id"]) == demo.contact_id
@@ -234,7 +293,8 @@ def test_subject_rows_are_rows_of_the_population_and_match_the_expected_counts(p
         subject = [(table, row) for table, row in population.subject_rows(system)]
         assert {repr((table, sorted(row.items()))) for table, row in subject} <= everything
         assert dict(Counter(table for table, _ in subject)) == {
-            table: n for table, n in population.demo.expected_counts[system].items() if n}
+            table: n for table, n in population.demo.expected_counts[system].items() if n
+        }
 
 
 def test_demo_counts_follow_the_sizes() -> None:
@@ -247,20 +307,23 @@ def test_demo_counts_follow_the_sizes() -> None:
     assert demo.expected_counts["crm"]["interactions"] == 30
 
 
-def test_the_outsiders_are_known_to_one_system_only(population: Population,
-                                                    tables: dict[str, list[dict[str, Any]]]) -> None:
+def test_the_outsiders_are_known_to_one_system_only(
+    population: Population, tables: dict[str, list[dict[str, Any]]]
+) -> None:
     candidate, visitor = population.former_candidate, population.anonymous_visitor
     assert candidate.expected_counts == {"recruitment": {"candidates": 1}}
     assert [str(doc["_id"]) for doc in tables["candidates"] if doc["email"] == candidate.email] == [
-        candidate.candidate_id]
+        candidate.candidate_id
+    ]
     assert not any(row["email"] == candidate.email for row in tables["insured_person"])
     assert not any(candidate.email in doc["emails"] for doc in tables["contacts"])
     visits = [doc for doc in tables["visits"] if doc["visitor_id"] == visitor.visitor_id]
     assert len(visits) == visitor.expected_counts["analytics"]["visits"] and all(v["user_id"] is None for v in visits)
 
 
-@pytest.mark.parametrize("bad", [{"households": -1}, {"demo_claims": 3}, {"demo_visits": 1}, {"pages_per_visit": 0},
-                                 {"lone_candidates": 0}])
+@pytest.mark.parametrize(
+    "bad", [{"households": -1}, {"demo_claims": 3}, {"demo_visits": 1}, {"pages_per_visit": 0}, {"lone_candidates": 0}]
+)
 def test_sizes_are_checked(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         PopulationSizes(**bad)
@@ -269,4 +332,3 @@ def test_sizes_are_checked(bad: dict[str, int]) -> None:
 def test_unknown_system_is_refused(population: Population) -> None:
     with pytest.raises(ValueError):
         next(population.rows("billing"))
-

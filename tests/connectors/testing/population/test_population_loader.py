@@ -36,19 +36,25 @@ def mongo_names() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-async def loaded(population: Population, postgres_dsns: dict[str, str], mongo_client: Client,
-                 mongo_names: dict[str, str]) -> AsyncIterator[LoadCounts]:
+async def loaded(
+    population: Population, postgres_dsns: dict[str, str], mongo_client: Client, mongo_names: dict[str, str]
+) -> AsyncIterator[LoadCounts]:
     """The population, loaded once for the module (batches of 100 rows, to cross batch boundaries)."""
     counts = await load_population(
-        population, postgres_dsns, {system: mongo_client[name] for system, name in mongo_names.items()},
-        batch_size=100)
+        population, postgres_dsns, {system: mongo_client[name] for system, name in mongo_names.items()}, batch_size=100
+    )
     yield counts
     for name in mongo_names.values():
         await mongo_client.drop_database(name)
 
 
-async def test_every_row_is_loaded(population: Population, loaded: LoadCounts, postgres_dsns: dict[str, str],
-                                   mongo_client: Client, mongo_names: dict[str, str]) -> None:
+async def test_every_row_is_loaded(
+    population: Population,
+    loaded: LoadCounts,
+    postgres_dsns: dict[str, str],
+    mongo_client: Client,
+    mongo_names: dict[str, str],
+) -> None:
     generated: dict[str, dict[str, int]] = {}
     for system in (*POSTGRES_TABLES, *MONGO_SYSTEMS):
         per_table = generated.setdefault(system, {})
@@ -67,9 +73,13 @@ async def test_every_row_is_loaded(population: Population, loaded: LoadCounts, p
             assert await mongo_client[name][collection].count_documents({}) == expected, collection
 
 
-async def test_the_demo_subject_is_found_by_indexed_lookups(population: Population, loaded: LoadCounts,
-                                                             postgres_dsns: dict[str, str], mongo_client: Client,
-                                                             mongo_names: dict[str, str]) -> None:
+async def test_the_demo_subject_is_found_by_indexed_lookups(
+    population: Population,
+    loaded: LoadCounts,
+    postgres_dsns: dict[str, str],
+    mongo_client: Client,
+    mongo_names: dict[str, str],
+) -> None:
     demo, expected = population.demo, population.demo.expected_counts
     policy = await asyncpg.connect(postgres_dsns["policy"])
     claims = await asyncpg.connect(postgres_dsns["claims"])
@@ -78,18 +88,37 @@ async def test_the_demo_subject_is_found_by_indexed_lookups(population: Populati
         assert str(person_id[0]) == demo.person_id
         assert len(await policy.fetch("SELECT 1 FROM insured_person WHERE nir = $1", demo.nir)) == 1
         assert len(await policy.fetch("SELECT 1 FROM insured_person WHERE phone = $1", demo.phone)) == 4
-        assert len(await policy.fetch(
-            "SELECT 1 FROM insured_person WHERE last_name = $1 AND first_name = $2 AND birth_date = $3",
-            demo.last_name, demo.first_name, demo.birth_date)) == 1
-        assert await policy.fetchval("SELECT count(*) FROM premium_payment WHERE policy_number = ANY($1::text[])",
-                                     list(demo.policy_numbers)) == expected["policy"]["premium_payment"]
-        assert await policy.fetchval("SELECT count(*) FROM aml_screening WHERE person_id = $1",
-                                     demo.person_id) == expected["policy"]["aml_screening"]
-        assert await claims.fetchval(
-            "SELECT count(*) FROM claim WHERE patient_person_id = $1 OR submitted_by_person_id = $1",
-            demo.person_id) == expected["claims"]["claim"]
-        assert await claims.fetchval("SELECT count(*) FROM fraud_alert WHERE person_id = $1",
-                                     demo.person_id) == expected["claims"]["fraud_alert"]
+        assert (
+            len(
+                await policy.fetch(
+                    "SELECT 1 FROM insured_person WHERE last_name = $1 AND first_name = $2 AND birth_date = $3",
+                    demo.last_name,
+                    demo.first_name,
+                    demo.birth_date,
+                )
+            )
+            == 1
+        )
+        assert (
+            await policy.fetchval(
+                "SELECT count(*) FROM premium_payment WHERE policy_number = ANY($1::text[])", list(demo.policy_numbers)
+            )
+            == expected["policy"]["premium_payment"]
+        )
+        assert (
+            await policy.fetchval("SELECT count(*) FROM aml_screening WHERE person_id = $1", demo.person_id)
+            == expected["policy"]["aml_screening"]
+        )
+        assert (
+            await claims.fetchval(
+                "SELECT count(*) FROM claim WHERE patient_person_id = $1 OR submitted_by_person_id = $1", demo.person_id
+            )
+            == expected["claims"]["claim"]
+        )
+        assert (
+            await claims.fetchval("SELECT count(*) FROM fraud_alert WHERE person_id = $1", demo.person_id)
+            == expected["claims"]["fraud_alert"]
+        )
     finally:
         await policy.close()
         await claims.close()
@@ -99,8 +128,7 @@ async def test_the_demo_subject_is_found_by_indexed_lookups(population: Populati
     # An anchored, case-insensitive regex (never a bare one) finds the address typed in capitals.
     pattern = "^" + demo.email.upper().replace(".", r"\.") + "$"
     assert await crm.contacts.count_documents({"emails": {"$regex": pattern, "$options": "i"}}) == 1
-    assert await crm.interactions.count_documents(
-        {"contact_id": contact["_id"]}) == expected["crm"]["interactions"]
+    assert await crm.interactions.count_documents({"contact_id": contact["_id"]}) == expected["crm"]["interactions"]
     recruitment = mongo_client[mongo_names["recruitment"]]
     [candidate] = await recruitment.candidates.find({"email": demo.email}).to_list(None)
     assert str(candidate["_id"]) == demo.candidate_id
@@ -109,13 +137,15 @@ async def test_the_demo_subject_is_found_by_indexed_lookups(population: Populati
     logged_in = await visits.count_documents({"user_id": demo.person_id})
     assert (by_cookie, logged_in) == (expected["analytics"]["visits"], demo.visits_logged_in)
     anonymous = population.anonymous_visitor
-    assert await visits.count_documents(
-        {"visitor_id": anonymous.visitor_id}) == anonymous.expected_counts["analytics"]["visits"]
+    assert (
+        await visits.count_documents({"visitor_id": anonymous.visitor_id})
+        == anonymous.expected_counts["analytics"]["visits"]
+    )
 
 
-async def test_schemas_have_the_indexes_and_can_be_created_again(loaded: LoadCounts, postgres_dsns: dict[str, str],
-                                                                  mongo_client: Client,
-                                                                  mongo_names: dict[str, str]) -> None:
+async def test_schemas_have_the_indexes_and_can_be_created_again(
+    loaded: LoadCounts, postgres_dsns: dict[str, str], mongo_client: Client, mongo_names: dict[str, str]
+) -> None:
     for system, dsn in postgres_dsns.items():
         conn = await asyncpg.connect(dsn)
         try:
