@@ -7,6 +7,7 @@ own; the test reads the result topic, opens the sealed chunks and compares the r
 exact expected set, built from `population.subject_rows("recruitment")`.
 """
 
+import asyncio
 import contextlib
 import secrets
 import socket
@@ -120,16 +121,17 @@ class Exporter:
         await consumer.start()
         records: list[Record] = []
         try:
-            async for message in consumer:
-                event = bus_pb2.ResultEvent.FromString(message.value)
-                if event.HasField("chunk"):
-                    binding = chunk_binding(request_id, "recruitment", 1, event.chunk.sequence)
-                    batch = bus_pb2.RecordBatch.FromString(open_sealed(event.chunk.sealed_records, request.private,
-                                                                       binding))  # fmt: skip
-                    records += [Record(r.dataset, r.key, orjson.loads(r.fields_json)) for r in batch.records]
-                elif event.HasField("completion"):
-                    completion = event.completion
-                    break
+            async with asyncio.timeout(120):
+                async for message in consumer:
+                    event = bus_pb2.ResultEvent.FromString(message.value)
+                    if event.HasField("chunk"):
+                        binding = chunk_binding(request_id, "recruitment", 1, event.chunk.sequence)
+                        batch = bus_pb2.RecordBatch.FromString(open_sealed(event.chunk.sealed_records, request.private,
+                                                                           binding))  # fmt: skip
+                        records += [Record(r.dataset, r.key, orjson.loads(r.fields_json)) for r in batch.records]
+                    elif event.HasField("completion"):
+                        completion = event.completion
+                        break
         finally:
             await consumer.stop()
         discovered: set[tuple[Ident | None, str]] = set()
