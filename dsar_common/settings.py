@@ -56,6 +56,10 @@ class Settings:
     system_timeout_seconds: float = 120.0
     max_attempts: int = 3
     archive_ttl_days: int = 30
+    request_retention_days: int = 365
+    purge_interval_seconds: float = 3600.0
+    caller_requests_per_minute: int = 120
+    subject_requests_per_day: int = 5
     # The connectors
     connector_key: bytes = field(default=b"", repr=False)
     source_postgres_url: str = "postgresql://postgres@127.0.0.1:5432"

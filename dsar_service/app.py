@@ -21,7 +21,7 @@ from dsar_service.bus import ServiceBus
 from dsar_service.requests.assembly import Assembler
 from dsar_service.requests.collection import Collector, run_periodically
 from dsar_service.requests.service import RequestService
-from dsar_service.store import ChangeFeed, RequestStore, open_pool
+from dsar_service.store import AuditLog, ChangeFeed, RequestStore, open_pool
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
         store = RequestStore(pool)
         assemblies = Assemblies(Assembler(store, settings))
         collector = Collector(store, bus, settings, on_collected=assemblies.schedule)
-        service = RequestService(store, collector, changes, settings)
+        service = RequestService(store, collector, changes, AuditLog(pool), settings)
 
         authorizer = Authorizer(access_policy(settings), insecure=settings.insecure)
         server = grpc.aio.server(interceptors=[GuardInterceptor(map_errors), GuardInterceptor(authorizer)])
@@ -162,6 +162,7 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
             asyncio.create_task(supervise("results", lambda: bus.consume_results(collector.on_result))),
             asyncio.create_task(supervise("heartbeats", lambda: bus.consume_heartbeats(collector.on_heartbeat))),
             asyncio.create_task(run_periodically(TIMEOUT_SWEEP_SECONDS, sweep), name="sweep"),
+            asyncio.create_task(run_periodically(settings.purge_interval_seconds, service.purge), name="purge"),
         ]
         await collector.resume_open_requests()
         log.info("serving on %s", settings.listen.rpartition(":")[0] + f":{port}")

@@ -6,6 +6,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from dsar.v1 import dsar_pb2, dsar_pb2_grpc
+from dsar_service.api.auth import current_caller
 from dsar_service.api.convert import (
     archive_to_proto,
     from_timestamp,
@@ -26,7 +27,7 @@ class DsarServicer(dsar_pb2_grpc.DsarServiceServicer):
         self._service = service
 
     async def Submit(self, request: dsar_pb2.SubmitRequest, context: Context) -> dsar_pb2.SubmitResponse:
-        view, created = await self._service.submit(submission_from_proto(request))
+        view, created = await self._service.submit(submission_from_proto(request), current_caller.get())
         return dsar_pb2.SubmitResponse(request=request_to_proto(view), created=created)
 
     async def Get(self, request: dsar_pb2.GetRequest, context: Context) -> dsar_pb2.GetResponse:
@@ -48,22 +49,26 @@ class DsarServicer(dsar_pb2_grpc.DsarServiceServicer):
             yield dsar_pb2.WatchResponse(request=request_to_proto(view))
 
     async def Cancel(self, request: dsar_pb2.CancelRequest, context: Context) -> dsar_pb2.CancelResponse:
-        return dsar_pb2.CancelResponse(request=request_to_proto(await self._service.cancel(request.request_id)))
+        return dsar_pb2.CancelResponse(
+            request=request_to_proto(await self._service.cancel(request.request_id, current_caller.get()))
+        )
 
     async def RetrySystem(self, request: dsar_pb2.RetrySystemRequest, context: Context) -> dsar_pb2.RetrySystemResponse:
-        view = await self._service.retry_system(request.request_id, request.system)
+        view = await self._service.retry_system(request.request_id, request.system, current_caller.get())
         return dsar_pb2.RetrySystemResponse(request=request_to_proto(view))
 
     async def ExtendDeadline(
         self, request: dsar_pb2.ExtendDeadlineRequest, context: Context
     ) -> dsar_pb2.ExtendDeadlineResponse:
-        view = await self._service.extend_deadline(request.request_id, request.months, request.reason)
+        view = await self._service.extend_deadline(
+            request.request_id, request.months, request.reason, current_caller.get()
+        )
         return dsar_pb2.ExtendDeadlineResponse(request=request_to_proto(view))
 
     async def DownloadArchive(
         self, request: dsar_pb2.DownloadArchiveRequest, context: Context
     ) -> AsyncIterator[dsar_pb2.DownloadArchiveResponse]:
-        download = await self._service.download(request.request_id)
+        download = await self._service.download(request.request_id, current_caller.get())
         yield dsar_pb2.DownloadArchiveResponse(info=archive_to_proto(download.archive))
         async for chunk in download.chunks:
             for start in range(0, len(chunk), DOWNLOAD_CHUNK_BYTES):

@@ -2,6 +2,7 @@
 
     ArchiveWriter(recipients, sink)
       add_file / open_json_array, write_json_item…, close_json_array    plaintext entries
+               / open_file, write…, close_file                          (any streamed file: CSV)
         -> ZipStream (deflate, data descriptors, ZIP64 where needed)    ZIP bytes, batched to 64 KiB
         -> AgeEncryptor                                                 ciphertext in ~64 KiB pieces
         -> sink(bytes)                                                  e.g. rows of the archive table
@@ -47,12 +48,14 @@ class ArchiveDigest:
     sha256: str
 
 
-class _JsonArray:
-    """The JSON array file being written: plaintext waiting for the compressor, and its hash."""
+class _Stream:
+    """The streamed file being written: plaintext waiting for the compressor, and its hash.
+    `json` marks a JSON array (records are counted, and the brackets written for it)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, json: bool) -> None:
         self.path = path
-        self.pending = bytearray(b"[\n")
+        self.json = json
+        self.pending = bytearray(b"[\n" if json else b"")
         self.digest = hashlib.sha256()
         self.size = 0
         self.records = 0
@@ -90,7 +93,7 @@ class ArchiveWriter:
         self._zip_bytes = bytearray()
         self._zip = ZipStream(self._take_zip_bytes, compresslevel=compresslevel, modified=modified)
         self._files: list[FileEntry] = []
-        self._array: _JsonArray | None = None
+        self._array: _Stream | None = None
         self._closed = False
 
     @property
@@ -114,11 +117,16 @@ class ArchiveWriter:
         if self._closed:
             raise RuntimeError("the archive is closed")
         if self._array is not None:
-            raise RuntimeError("a JSON array is open: close_json_array() first")
+            raise RuntimeError("a JSON array is open (or a streamed file): close it first")
 
-    def _open_array(self) -> _JsonArray:
-        if self._array is None:
+    def _open_array(self) -> _Stream:
+        if self._array is None or not self._array.json:
             raise RuntimeError("no JSON array is open: open_json_array() first")
+        return self._array
+
+    def _open_stream(self) -> _Stream:
+        if self._array is None or self._array.json:
+            raise RuntimeError("no streamed file is open: open_file() first")
         return self._array
 
     def add_file(self, path: str, data: bytes) -> FileEntry:
@@ -133,9 +141,32 @@ class ArchiveWriter:
         """Start a JSON array file, e.g. data/<system>/<dataset>.json; records follow."""
         self._check_idle()
         self._zip.start(path)
-        self._array = _JsonArray(path)
+        self._array = _Stream(path, json=True)
 
-    def _flush_array(self, array: _JsonArray) -> None:
+    def open_file(self, path: str) -> None:
+        """Start a streamed file of any content, e.g. data/<system>/<dataset>.csv; `write` follows."""
+        self._check_idle()
+        self._zip.start(path)
+        self._array = _Stream(path, json=False)
+
+    def write(self, data: bytes) -> None:
+        """Append bytes to the file opened with `open_file` (batched: small writes are cheap)."""
+        stream = self._open_stream()
+        stream.pending += data
+        if len(stream.pending) >= _BATCH:
+            self._flush_array(stream)
+
+    def close_file(self, records: int | None = None) -> FileEntry:
+        """End the file opened with `open_file`; `records` (e.g. CSV rows) is recorded in its entry."""
+        stream = self._open_stream()
+        self._flush_array(stream)
+        self._zip.end()
+        self._array = None
+        entry = FileEntry(stream.path, stream.size, stream.digest.hexdigest(), records)
+        self._files.append(entry)
+        return entry
+
+    def _flush_array(self, array: _Stream) -> None:
         pending, array.pending = array.pending, bytearray()
         array.digest.update(pending)
         array.size += len(pending)

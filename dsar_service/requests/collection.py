@@ -251,7 +251,7 @@ class Collector:
             await self.advance(request_id)
 
 
-async def run_periodically(interval: float, work: Callable[[], Awaitable[None]]) -> None:
+async def run_periodically(interval: float, work: Callable[[], Awaitable[object]]) -> None:
     """Run `work` every `interval` seconds until cancelled; an error is logged and the loop goes on."""
     while True:
         try:

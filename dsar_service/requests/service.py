@@ -5,7 +5,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dsar_common.sealing import KeyPair
 from dsar_common.settings import Settings
@@ -16,6 +16,7 @@ from dsar_service.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
 )
 from dsar_service.model import (
     ArchiveView,
@@ -26,12 +27,14 @@ from dsar_service.model import (
 )
 from dsar_service.requests.collection import Clock, Collector, utc_now
 from dsar_service.requests.keys import RequestKeys
+from dsar_service.requests.limits import CallerLimiter
 from dsar_service.requests.subject import RawSubmission, validate_submission
-from dsar_service.store import ChangeFeed, NewRequest, RequestStore
+from dsar_service.store import AuditLog, ChangeFeed, NewRequest, RequestStore
 
 log = logging.getLogger(__name__)
 
 MAX_EXTENSION_MONTHS = 2
+INTERNAL_CALLER = "internal"
 WATCH_RECHECK_SECONDS = 2.0
 
 
@@ -55,22 +58,36 @@ class RequestService:
         store: RequestStore,
         collector: Collector,
         changes: ChangeFeed,
+        audit: AuditLog,
         settings: Settings,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
+        self._audit = audit
+        self._callers = CallerLimiter(settings.caller_requests_per_minute)
+        self._subject_limit = settings.subject_requests_per_day
+        self._retention = timedelta(days=settings.request_retention_days)
         self._collector = collector
         self._changes = changes
         self._master_key = settings.require_master_key()
         self._keys = RequestKeys(self._master_key)
         self._clock = clock
 
-    async def submit(self, raw: RawSubmission) -> tuple[RequestView, bool]:
+    async def submit(self, raw: RawSubmission, caller: str = INTERNAL_CALLER) -> tuple[RequestView, bool]:
         """Register a request (idempotent on its key) and dispatch its first round."""
+        self._callers.take(caller)
         submission = validate_submission(raw)
         infos = await self._collector.known_systems()
         systems = await self._choose_systems(submission, infos)
         digest = keyed_digest(self._master_key, _canonical(submission, systems))
+        subject_digests = [
+            keyed_digest(self._master_key, f"subject:{i.kind.value}:{i.value}".encode())
+            for i in submission.identifiers
+            if i.kind.strong
+        ]
+        existing = await self._store.existing_digest(submission.request_key)
+        if existing is None:
+            await self._check_subject_limit(subject_digests)
         request_id = str(uuid.uuid4())
         received = self._clock()
         pair = KeyPair.generate()
@@ -87,14 +104,24 @@ class RequestService:
                 public_key=pair.public,
                 wrapped_private_key=self._keys.wrap_private_key(request_id, pair),
                 systems=[(system, 1) for system in systems],
+                subject_digests=subject_digests,
             )
         )
+        await self._audit.append(caller, "submit", stored_id, {"created": created})
         if not created and stored_digest != digest:
             raise AlreadyExists("this request key was used for a request with other content")
         if created:
             log.info("request=%s received kind=%s systems=%s", stored_id, submission.kind.value, ",".join(systems))
             await self._collector.advance(stored_id)
         return await self._store.get(stored_id), created
+
+    async def _check_subject_limit(self, subject_digests: list[bytes]) -> None:
+        since = self._clock() - timedelta(days=1)
+        if await self._store.count_for_subject(subject_digests, since) >= self._subject_limit:
+            raise ResourceExhausted(
+                f"this subject already has {self._subject_limit} requests in the last 24 hours",
+                retry_after_seconds=3600.0,
+            )
 
     async def _choose_systems(self, submission: Submission, infos: dict[str, SystemInfo]) -> list[str]:
         if not infos:
@@ -140,7 +167,9 @@ class RequestService:
                     return
                 await subscription.changed(WATCH_RECHECK_SECONDS)
 
-    async def cancel(self, request_id: str) -> RequestView:
+    async def cancel(self, request_id: str, caller: str = INTERNAL_CALLER) -> RequestView:
+        self._callers.take(caller)
+        await self._audit.append(caller, "cancel", await self._existing(request_id))
         for system in await self._store.cancel(request_id):
             try:
                 await self._collector.send_cancel(request_id, system)
@@ -148,7 +177,8 @@ class RequestService:
                 log.warning("could not tell system=%s to stop request=%s", system, request_id)
         return await self._store.get(request_id)
 
-    async def retry_system(self, request_id: str, system: str) -> RequestView:
+    async def retry_system(self, request_id: str, system: str, caller: str = INTERNAL_CALLER) -> RequestView:
+        self._callers.take(caller)
         view = await self._store.get(request_id)
         progress = next((s for s in view.systems if s.system == system), None)
         if progress is None:
@@ -157,6 +187,7 @@ class RequestService:
             raise FailedPrecondition(f"a {view.state.value} request cannot be retried")
         if not progress.state.ended:
             raise FailedPrecondition("the system is still working on this request")
+        await self._audit.append(caller, "retry", request_id, {"system": system})
         if view.state is RequestState.COLLECTING:
             await self._store.reset_system(request_id, system)
         else:
@@ -172,7 +203,10 @@ class RequestService:
         await self._collector.advance(request_id)
         return await self._store.get(request_id)
 
-    async def extend_deadline(self, request_id: str, months: int, reason: str) -> RequestView:
+    async def extend_deadline(
+        self, request_id: str, months: int, reason: str, caller: str = INTERNAL_CALLER
+    ) -> RequestView:
+        self._callers.take(caller)
         faults = []
         if months not in (1, 2):
             faults.append(FieldViolation("months", "months is 1 or 2"))
@@ -190,15 +224,32 @@ class RequestService:
         if new_due > add_months(original_due, MAX_EXTENSION_MONTHS):
             raise FailedPrecondition("a deadline may be extended by at most two months in all")
         await self._store.extend(request_id, new_due, reason.strip())
+        await self._audit.append(caller, "extend", request_id, {"months": months})
         return await self._store.get(request_id)
 
-    async def download(self, request_id: str) -> Download:
+    async def download(self, request_id: str, caller: str = INTERNAL_CALLER) -> Download:
+        self._callers.take(caller)
         view = await self._store.get(request_id)
+        if view.state is RequestState.READY and view.archive is None:
+            raise NotFound("the archive has expired and was deleted")
         if view.state is not RequestState.READY or view.archive is None:
             raise FailedPrecondition(f"the archive is not ready (the request is {view.state.value})")
         if view.archive.expires_at is not None and view.archive.expires_at < self._clock():
             raise NotFound("the archive has expired")
+        await self._audit.append(caller, "download", request_id, {"version": view.archive.version})
         return Download(view.archive, self._store.iter_archive(request_id, view.archive.version))
+
+    async def _existing(self, request_id: str) -> str:
+        return (await self._store.get(request_id)).request_id
+
+    async def purge(self) -> tuple[int, int]:
+        """Delete expired archives, and request records past their retention (with their keys)."""
+        now = self._clock()
+        archives = await self._store.purge_expired_archives(now)
+        requests = await self._store.purge_requests_received_before(now - self._retention)
+        if archives or requests:
+            log.info("purged %d expired archive(s) and %d request record(s)", archives, requests)
+        return archives, requests
 
     async def list_systems(self) -> list[SystemInfo]:
         return list((await self._collector.known_systems()).values())

@@ -43,6 +43,7 @@ class NewRequest:
     public_key: bytes
     wrapped_private_key: bytes
     systems: Sequence[tuple[str, int]]  # (system, round)
+    subject_digests: Sequence[bytes] = ()
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,8 @@ class RequestStore:
             row = await conn.fetchrow(
                 """INSERT INTO requests (request_id, request_key, content_digest, kind, state, received_at,
                        original_due_at, due_at, recipient, sealed_identifiers, public_key,
-                       wrapped_private_key, updated_at)
-                   VALUES ($1, $2, $3, $4, 'collecting', $5, $6, $6, $7, $8, $9, $10, $5)
+                       wrapped_private_key, updated_at, subject_digests)
+                   VALUES ($1, $2, $3, $4, 'collecting', $5, $6, $6, $7, $8, $9, $10, $5, $11)
                    ON CONFLICT (request_key) DO NOTHING
                    RETURNING request_id""",
                 uuid.UUID(new.request_id),
@@ -104,6 +105,7 @@ class RequestStore:
                 new.sealed_identifiers,
                 new.public_key,
                 new.wrapped_private_key,
+                list(new.subject_digests),
             )
             if row is None:
                 existing = await conn.fetchrow(
@@ -117,6 +119,40 @@ class RequestStore:
             )
             await _notify(conn, new.request_id)
             return new.request_id, new.content_digest, True
+
+    async def existing_digest(self, request_key: str) -> bytes | None:
+        """The content digest of the request with this key, if there is one."""
+        value = await self._pool.fetchval("SELECT content_digest FROM requests WHERE request_key = $1", request_key)
+        return None if value is None else bytes(value)
+
+    async def count_for_subject(self, digests: Sequence[bytes], since: datetime) -> int:
+        """Requests received since `since` that share a strong identifier with these digests."""
+        if not digests:
+            return 0
+        count = await self._pool.fetchval(
+            "SELECT count(*) FROM requests WHERE subject_digests && $1 AND received_at >= $2", list(digests), since
+        )
+        return int(count)
+
+    # Retention --------------------------------------------------------------------------------
+
+    async def purge_expired_archives(self, now: datetime) -> int:
+        """Delete archives past their expiry; the request says when its archive was purged."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """UPDATE requests SET archive_purged_at = $1, updated_at = $1
+                   WHERE archive_expires_at < $1 AND archive_purged_at IS NULL RETURNING request_id""",
+                now,
+            )
+            ids = [r["request_id"] for r in rows]
+            if ids:
+                await conn.execute("DELETE FROM archive_chunks WHERE request_id = ANY($1)", ids)
+        return len(ids)
+
+    async def purge_requests_received_before(self, cutoff: datetime) -> int:
+        """Delete request records (and with them identifiers, keys, chunks) past their retention."""
+        status = await self._pool.execute("DELETE FROM requests WHERE received_at < $1", cutoff)
+        return int(status.split()[-1])
 
     # Reading ----------------------------------------------------------------------------------
 
@@ -639,7 +675,7 @@ def _system_row(row: asyncpg.Record) -> SystemRow:
 
 def _view(row: asyncpg.Record, systems: Sequence[asyncpg.Record]) -> RequestView:
     archive = None
-    if row["archive_sha256"] is not None and row["state"] == "ready":
+    if row["archive_sha256"] is not None and row["state"] == "ready" and row["archive_purged_at"] is None:
         archive = ArchiveView(
             size_bytes=row["archive_size"],
             sha256=row["archive_sha256"],

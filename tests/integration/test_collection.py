@@ -21,13 +21,14 @@ from dsar.bus.v1 import bus_pb2
 from dsar_common.sealing import KeyPair, chunk_binding, open_sealed, query_binding, seal
 from dsar_common.settings import Settings
 from dsar_service.bus import AttemptEnded, AttemptOutcome, ChunkReceived, HeartbeatReceived, ProgressReported
-from dsar_service.errors import FailedPrecondition, InvalidArgument
+from dsar_service.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from dsar_service.model import Kind, RequestState, SystemState
 from dsar_service.requests.assembly import Assembler
 from dsar_service.requests.collection import Collector
 from dsar_service.requests.service import RequestService
 from dsar_service.requests.subject import RawSubmission
-from dsar_service.store import ChangeFeed, RequestStore, open_pool
+from dsar_service.store import AuditLog, ChangeFeed, RequestStore, open_pool
+from dsar_service.store.audit import verify_chain
 
 CONNECTOR_KEY = KeyPair.generate()
 
@@ -70,6 +71,8 @@ class Clock:
 
 @dataclass
 class Harness:
+    settings: Settings
+    changes: ChangeFeed
     store: RequestStore
     bus: RecordingBus
     collector: Collector
@@ -83,11 +86,11 @@ class Harness:
 
 @pytest.fixture
 async def harness(settings: Settings) -> AsyncIterator[Harness]:
-    settings = settings.with_values(system_timeout_seconds=30.0, max_attempts=3)
+    settings = settings.with_values(system_timeout_seconds=30.0, max_attempts=3, subject_requests_per_day=10_000)
     async with open_pool(settings.database_url) as pool, ChangeFeed.listening(settings.database_url) as changes:
         store, bus, clock, collected = RequestStore(pool), RecordingBus(), Clock(), []
         collector = Collector(store, bus, settings, on_collected=collected.append, clock=clock)
-        service = RequestService(store, collector, changes, settings, clock=clock)
+        service = RequestService(store, collector, changes, AuditLog(pool), settings, clock=clock)
         for system, discovers in (("policy", ("person_id",)), ("claims", ())):
             await collector.on_heartbeat(
                 HeartbeatReceived(
@@ -102,7 +105,9 @@ async def harness(settings: Settings) -> AsyncIterator[Harness]:
                     5,
                 )
             )
-        yield Harness(store, bus, collector, service, Assembler(store, settings), clock, collected,
+        yield Harness(
+            settings,
+            changes,store, bus, collector, service, Assembler(store, settings), clock, collected,
                       pyrage.x25519.Identity.generate(), pool)  # fmt: skip
 
 
@@ -326,3 +331,73 @@ async def test_overdue_requests_are_listed_and_pages_do_not_overlap(harness: Har
         if not token:
             break
     assert len(seen) == len(set(seen)) and set(ids) <= set(seen)
+
+
+async def test_a_subject_gets_a_bounded_number_of_requests_a_day(harness: Harness) -> None:
+    limited = RequestService(
+        harness.store, harness.collector, harness.changes, AuditLog(harness.pool),
+        harness.settings.with_values(subject_requests_per_day=2), clock=harness.clock,
+    )  # fmt: skip
+    email = f"limited-{uuid.uuid4().hex[:8]}@example.com"
+    harness.service = limited
+    await submit(harness, ["policy"], emails=[email])
+    await submit(harness, ["policy"], emails=[email.upper()])
+    with pytest.raises(ResourceExhausted) as refused:
+        await submit(harness, ["policy"], emails=[email])
+    assert refused.value.retry_after_seconds > 0 and email not in refused.value.message
+    harness.clock.now += timedelta(days=1, seconds=1)
+    await submit(harness, ["policy"], emails=[email])
+
+
+class RollBack(Exception):
+    """Raised to undo what a test did to the shared database inside a transaction."""
+
+
+async def test_every_action_is_in_the_audit_trail_and_tampering_is_detected(harness: Harness) -> None:
+    request_id = await submit(harness, ["policy"])
+    await harness.service.extend_deadline(request_id, 1, "many years of claims to gather", caller="dpo-console")
+    await harness.service.cancel(request_id, caller="dpo-console")
+    rows = await harness.pool.fetch(
+        "SELECT seq, caller, action FROM audit_log WHERE request_id = $1 ORDER BY seq", uuid.UUID(request_id)
+    )
+    assert [(r["caller"], r["action"]) for r in rows] == [
+        ("internal", "submit"), ("dpo-console", "extend"), ("dpo-console", "cancel"),
+    ]  # fmt: skip
+    assert (await AuditLog(harness.pool).verify()).intact
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await harness.pool.execute("DELETE FROM audit_log WHERE seq = $1", rows[1]["seq"])
+
+    for tamper, finding in (
+        ("UPDATE audit_log SET caller = 'someone-else' WHERE seq = $1", "was changed"),
+        ("DELETE FROM audit_log WHERE seq = $1", "missing"),
+    ):
+        with pytest.raises(RollBack):
+            async with harness.pool.acquire() as conn, conn.transaction():
+                await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+                await conn.execute(tamper, rows[1]["seq"])
+                report = await verify_chain(conn)
+                assert not report.intact and finding in " ".join(report.problems)
+                raise RollBack
+    assert (await AuditLog(harness.pool).verify()).intact
+
+
+async def test_archives_expire_and_old_requests_are_purged(harness: Harness) -> None:
+    request_id = await submit(harness, ["policy"])
+    query = harness.bus.last(request_id, "policy")
+    await harness.collector.on_result(sealed_chunk(query, 0, [("insured_person", "p1", {"person_id": "p1"})]))
+    await harness.collector.on_result(completion(query, 1))
+    await archive_of(harness, request_id)
+    harness.clock.now += timedelta(days=harness.settings.archive_ttl_days, seconds=1)
+    archives, _ = await harness.service.purge()
+    assert archives >= 1
+    with pytest.raises(NotFound, match="expired"):
+        await harness.service.download(request_id)
+    assert await harness.pool.fetchval(
+        "SELECT count(*) FROM archive_chunks WHERE request_id = $1", uuid.UUID(request_id)
+    ) == 0  # fmt: skip
+    assert (await harness.service.get(request_id)).state is RequestState.READY
+    harness.clock.now += timedelta(days=harness.settings.request_retention_days)
+    _, purged = await harness.service.purge()
+    assert purged >= 1
+    with pytest.raises(NotFound):
+        await harness.service.get(request_id)
