@@ -39,6 +39,7 @@ class SystemState(Enum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"
 
     @property
     def ended(self) -> bool:
@@ -46,7 +47,7 @@ class SystemState(Enum):
 
 
 ENDED_SYSTEM_STATES = frozenset(
-    {SystemState.COMPLETED, SystemState.FAILED, SystemState.TIMED_OUT, SystemState.CANCELLED}
+    {SystemState.COMPLETED, SystemState.FAILED, SystemState.TIMED_OUT, SystemState.CANCELLED, SystemState.SKIPPED}
 )
 
 

@@ -18,7 +18,10 @@ Per-system lifecycle (SystemState):
   FAILED      -> the connector reported an error, after the last attempt (see `error`).
   TIMED_OUT   -> no complete answer after the last attempt.
   CANCELLED   -> the request was cancelled before the system ended.
-COMPLETED, FAILED, TIMED_OUT and CANCELLED are final for an attempt; RetrySystem starts a new one.
+  SKIPPED     -> not searched: none of the subject's known identifiers is one the system searches by.
+COMPLETED, FAILED, TIMED_OUT, CANCELLED and SKIPPED end an attempt; RetrySystem starts a new one.
+Identity resolution may ask a COMPLETED system again, once, when a strong identifier it searches
+by was found in another system after it answered: it then goes back to DISPATCHED.
 """
 
 from collections import abc as _abc
@@ -98,6 +101,7 @@ class _SystemStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SystemSta
     SYSTEM_STATE_FAILED: _SystemState.ValueType  # 5
     SYSTEM_STATE_TIMED_OUT: _SystemState.ValueType  # 6
     SYSTEM_STATE_CANCELLED: _SystemState.ValueType  # 7
+    SYSTEM_STATE_SKIPPED: _SystemState.ValueType  # 8
 
 class SystemState(_SystemState, metaclass=_SystemStateEnumTypeWrapper):
     """SystemState: see the lifecycle at the top of this file."""
@@ -110,6 +114,7 @@ SYSTEM_STATE_COMPLETED: SystemState.ValueType  # 4
 SYSTEM_STATE_FAILED: SystemState.ValueType  # 5
 SYSTEM_STATE_TIMED_OUT: SystemState.ValueType  # 6
 SYSTEM_STATE_CANCELLED: SystemState.ValueType  # 7
+SYSTEM_STATE_SKIPPED: SystemState.ValueType  # 8
 Global___SystemState: _TypeAlias = SystemState  # noqa: Y015
 
 @_typing.final

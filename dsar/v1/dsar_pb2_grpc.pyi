@@ -18,7 +18,10 @@ Per-system lifecycle (SystemState):
   FAILED      -> the connector reported an error, after the last attempt (see `error`).
   TIMED_OUT   -> no complete answer after the last attempt.
   CANCELLED   -> the request was cancelled before the system ended.
-COMPLETED, FAILED, TIMED_OUT and CANCELLED are final for an attempt; RetrySystem starts a new one.
+  SKIPPED     -> not searched: none of the subject's known identifiers is one the system searches by.
+COMPLETED, FAILED, TIMED_OUT, CANCELLED and SKIPPED end an attempt; RetrySystem starts a new one.
+Identity resolution may ask a COMPLETED system again, once, when a strong identifier it searches
+by was found in another system after it answered: it then goes back to DISPATCHED.
 """
 
 from collections import abc as _abc

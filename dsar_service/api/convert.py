@@ -34,6 +34,7 @@ _SYSTEM_STATES = {
     SystemState.FAILED: dsar_pb2.SYSTEM_STATE_FAILED,
     SystemState.TIMED_OUT: dsar_pb2.SYSTEM_STATE_TIMED_OUT,
     SystemState.CANCELLED: dsar_pb2.SYSTEM_STATE_CANCELLED,
+    SystemState.SKIPPED: dsar_pb2.SYSTEM_STATE_SKIPPED,
 }
 
 

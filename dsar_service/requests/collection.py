@@ -26,12 +26,14 @@ from dsar_service.bus import (
 )
 from dsar_service.model import RequestState, SystemInfo, SystemState
 from dsar_service.requests.keys import RequestKeys
-from dsar_service.requests.rounds import plan_dispatch
+from dsar_service.requests.rounds import SystemRound, plan_rounds
 from dsar_service.store import RequestStore
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+NOTHING_TO_SEARCH_BY = "not searched: none of the subject's known identifiers is one this system searches by"
 
 
 def utc_now() -> datetime:
@@ -86,31 +88,41 @@ class Collector:
     async def advance(self, request_id: str) -> None:
         """Dispatch what can be dispatched now; hand the request to assembly when all have ended."""
         secrets = await self._store.secrets(request_id)
-        if secrets.state is not RequestState.COLLECTING:
+        if secrets.state is not RequestState.COLLECTING or secrets.sealed_identifiers is None:
             return
-        rows = await self._store.system_rows(request_id)
-        if all(row.state.ended for row in rows):
-            self._on_collected(request_id)
-            return
-        states = {row.system: row.state for row in rows}
-        infos = await self.known_systems()
-        for system in plan_dispatch(states, infos):
-            attempt = next(row.attempt for row in rows if row.system == system) + 1
-            await self._dispatch(request_id, system, attempt, infos[system])
-
-    async def _dispatch(self, request_id: str, system: str, attempt: int, info: SystemInfo) -> None:
-        secrets = await self._store.secrets(request_id)
-        if secrets.sealed_identifiers is None:
-            return
-        deadline = self._clock() + self._timeout
-        if not await self._store.mark_dispatched(request_id, system, attempt, deadline):
-            return  # another replica dispatched this attempt
+        rows = {row.system: row for row in await self._store.system_rows(request_id)}
         identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
+        infos = await self.known_systems()
+        plan = plan_rounds(
+            {name: SystemRound(row.state, row.round, row.queried_count) for name, row in rows.items()},
+            infos,
+            identifiers,
+        )
+        for system in plan.dispatch:
+            await self._dispatch(request_id, system, rows[system].attempt + 1, rows[system].round or 1)
+        for system in plan.ask_again:
+            log.info("asking again request=%s system=%s: new identifiers were found", request_id, system)
+            await self._dispatch(request_id, system, rows[system].attempt + 1, rows[system].round + 1)
+        for system in plan.skip:
+            await self._store.end_system(request_id, system, None, SystemState.SKIPPED, NOTHING_TO_SEARCH_BY)
+        if plan.dispatch or plan.ask_again:
+            return
+        rows_now = await self._store.system_rows(request_id)
+        if all(row.state.ended for row in rows_now):
+            self._on_collected(request_id)
+
+    async def _dispatch(self, request_id: str, system: str, attempt: int, round_: int) -> None:
+        secrets = await self._store.secrets(request_id)
+        info = (await self.known_systems()).get(system)
+        if secrets.sealed_identifiers is None or info is None:
+            return
+        identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
+        deadline = self._clock() + self._timeout
+        if not await self._store.mark_dispatched(request_id, system, attempt, deadline, round_, len(identifiers)):
+            return  # another replica dispatched this attempt
         accepted = [i for i in identifiers if i.kind.value in info.accepts]
         sealed_query = seal(
-            encode_query(secrets.kind.value, accepted),
-            info.public_key,
-            query_binding(request_id, system, attempt),
+            encode_query(secrets.kind.value, accepted), info.public_key, query_binding(request_id, system, attempt)
         )
         if system not in self._command_topics:
             await self._bus.ensure_command_topic(system)
@@ -124,13 +136,13 @@ class Collector:
             sealed_query=sealed_query,
             deadline=deadline,
         )
-        log.info("dispatched request=%s system=%s attempt=%d", request_id, system, attempt)
+        log.info("dispatched request=%s system=%s attempt=%d round=%d", request_id, system, attempt, round_)
 
     async def retry_or_end(self, request_id: str, system: str, attempt: int, state: SystemState, error: str) -> None:
         """After a failed or silent attempt: another attempt if any is left, else the system ends."""
-        infos = await self.known_systems()
-        if attempt < self._max_attempts and system in infos:
-            await self._dispatch(request_id, system, attempt + 1, infos[system])
+        row = next((r for r in await self._store.system_rows(request_id) if r.system == system), None)
+        if row is not None and attempt < self._max_attempts and system in await self.known_systems():
+            await self._dispatch(request_id, system, attempt + 1, row.round or 1)
             return
         await self._store.end_system(request_id, system, attempt, state, error)
         await self.advance(request_id)

@@ -1,27 +1,89 @@
-"""Identity resolution in rounds: which systems to ask now, and with which identifiers.
+"""Identity resolution in rounds: which systems to ask now, and which to ask again.
 
-Systems that discover identifiers for others (the policy system finds a `person_id` from an
-e-mail) are asked first. When they have all ended, what they found is added to the request's
-identifiers, and the other systems are asked with the enlarged set. Only strong identifiers
-propagate (world.md §2).
+The subject arrives with some identifiers; the systems know it by others (claims and analytics
+know only the policy system's `person_id`). Each system's connector announces the identifier
+kinds it searches by (`accepts`) and those it can find for the others (`discovers`). Then:
+
+- A pending system is asked as soon as it accepts a kind already known, unless another open
+  system can discover a kind it accepts and that is not known yet: then it waits for that one.
+  Two systems waiting on each other (policy and CRM both find a `person_id`) are both asked.
+- A system that ended with an identifier set that has grown since (a strong identifier it
+  accepts was found elsewhere) is asked again, once: `MAX_ROUNDS` bounds the rounds.
+- When nothing is open any more, a pending system that accepts none of the known kinds is
+  skipped: there is nothing to search it by.
+
+Only strong identifiers propagate (world.md §2); the collector adds them to the request.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+from connectors.sdk.identifiers import Ident, Identifier
 from dsar_service.model import SystemInfo, SystemState
 
+MAX_ROUNDS = 2
 
-def plan_dispatch(states: Mapping[str, SystemState], infos: Mapping[str, SystemInfo]) -> list[str]:
-    """The pending systems to dispatch now, given every system's state and what its connector announced."""
-    discoverers = {system for system in states if _discovers(system, infos)}
-    discovery_open = any(not states[system].ended for system in discoverers)
-    return sorted(
-        system
-        for system, state in states.items()
-        if state is SystemState.PENDING and system in infos and (system in discoverers or not discovery_open)
+
+@dataclass(frozen=True)
+class SystemRound:
+    """A system's place in the rounds: its state, its round, how many identifiers it was asked with."""
+
+    state: SystemState
+    round: int
+    queried_count: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    dispatch: list[str]
+    ask_again: list[str]
+    skip: list[str]
+
+
+def plan_rounds(
+    systems: Mapping[str, SystemRound],
+    infos: Mapping[str, SystemInfo],
+    identifiers: Sequence[Identifier],
+) -> Plan:
+    """What to do now, given every system of a request and the identifiers known so far."""
+    known = {i.kind.value for i in identifiers if i.kind is not Ident.BIRTH_DATE}
+    open_systems = {name for name, s in systems.items() if not s.state.ended}
+
+    def accepts_known(name: str) -> bool:
+        return bool(set(infos[name].accepts) & known)
+
+    def waits_for(name: str, other: str) -> bool:
+        """Whether `other`, still open, may find a kind `name` accepts and lacks."""
+        if other == name or other not in open_systems or other not in infos:
+            return False
+        return bool(set(infos[other].discovers) & (set(infos[name].accepts) - known))
+
+    pending = sorted(name for name, s in systems.items() if s.state is SystemState.PENDING and name in infos)
+    dispatch = []
+    for name in pending:
+        if not accepts_known(name):
+            continue
+        blockers = [other for other in open_systems if waits_for(name, other)]
+        if all(systems[b].state is SystemState.PENDING and waits_for(b, name) for b in blockers):
+            dispatch.append(name)  # no blocker, or only ones waiting on this one in turn
+    in_flight = [n for n in open_systems if systems[n].state is not SystemState.PENDING]
+    if not dispatch and not in_flight:
+        dispatch = [name for name in pending if accepts_known(name)]  # a longer cycle: break it
+    ask_again = sorted(
+        name
+        for name, s in systems.items()
+        if s.state is SystemState.COMPLETED
+        and s.round < MAX_ROUNDS
+        and name in infos
+        and not any(set(infos[o].discovers) & set(infos[name].accepts) for o in in_flight if o in infos)
+        and any(_new_for(name, i, infos[name]) for i in identifiers[s.queried_count :])
     )
+    skip = []
+    if not dispatch and not in_flight and not ask_again:
+        skip = [name for name in pending if not accepts_known(name)]
+    return Plan(dispatch, ask_again, skip)
 
 
-def _discovers(system: str, infos: Mapping[str, SystemInfo]) -> bool:
-    info = infos.get(system)
-    return bool(info and info.discovers)
+def _new_for(name: str, identifier: Identifier, info: SystemInfo) -> bool:
+    """Whether an identifier found after `name` answered is worth asking it again for."""
+    return identifier.kind.strong and identifier.kind.value in info.accepts and identifier.source != name

@@ -67,6 +67,7 @@ class SystemRow:
     state: SystemState
     round: int
     attempt: int
+    queried_count: int
     expected_chunks: int | None
     sealed_discovered: bytes | None
 
@@ -236,19 +237,23 @@ class RequestStore:
 
     # Collection -------------------------------------------------------------------------------
 
-    async def mark_dispatched(self, request_id: str, system: str, attempt: int, deadline: datetime) -> bool:
+    async def mark_dispatched(
+        self, request_id: str, system: str, attempt: int, deadline: datetime, round_: int, queried_count: int
+    ) -> bool:
         """Record attempt `attempt` as sent, unless another replica got there first."""
         async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
                 """UPDATE request_systems SET state = 'dispatched', attempt = $3, deadline_at = $4,
                        expected_chunks = NULL, error = '', records = 0, bytes = 0, ended_at = NULL,
-                       started_at = COALESCE(started_at, now())
+                       started_at = COALESCE(started_at, now()), round = $5, queried_count = $6
                    WHERE request_id = $1 AND system = $2 AND attempt = $3 - 1 AND state <> 'cancelled'
                      AND EXISTS (SELECT 1 FROM requests WHERE request_id = $1 AND state = 'collecting')""",
                 _uuid(request_id),
                 system,
                 attempt,
                 deadline,
+                round_,
+                queried_count,
             )
             await _touch(conn, request_id)
         return bool(status.endswith(" 1"))
@@ -668,6 +673,7 @@ def _system_row(row: asyncpg.Record) -> SystemRow:
         state=SystemState(row["state"]),
         round=row["round"],
         attempt=row["attempt"],
+        queried_count=row["queried_count"],
         expected_chunks=row["expected_chunks"],
         sealed_discovered=_bytes(row["sealed_discovered"]),
     )
