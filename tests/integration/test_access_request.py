@@ -143,7 +143,7 @@ async def test_an_access_request_ends_in_an_archive_that_age_opens(
     plain = await asyncio.to_thread(decrypt_with_age_cli, archive_file, identity_file)
     files = zipfile.ZipFile(io.BytesIO(plain))
     manifest = json.loads(files.read("manifest.json"))
-    data = {name: json.loads(files.read(name)) for name in files.namelist() if name.startswith("data/")}
+    data = {n: json.loads(files.read(n)) for n in files.namelist() if n.startswith("data/") and n.endswith(".json")}
 
     insured = data["data/policy/insured_person.json"]
     assert [row["person_id"] for row in insured] == [demo.person_id]
