@@ -1,8 +1,9 @@
 """Words for internal codes, and titles for datasets: what makes an export readable by a person.
 
 `labels.json` beside this module maps `system/dataset/field` to {code: label} (care categories,
-claim statuses, dunning steps, policy statuses, roles, channels...) and `system/dataset` to a
-title and an optional note. A code without a label is left as it is, with an empty label.
+claim statuses, dunning steps, policy statuses, roles, channels...), `system/dataset` to a
+title and an optional note, and each system to what it holds, in words. A code without a label
+is left as it is, with an empty label.
 """
 
 import json
@@ -30,11 +31,16 @@ class Labels:
     version: str
     codes: Mapping[str, Mapping[str, str]]  # "system/dataset/field" -> {code: label}
     datasets: Mapping[str, DatasetLabel]  # "system/dataset" -> title
+    systems: Mapping[str, str]  # system -> what it holds, in words
 
     def coded_fields(self, system: str, dataset: str) -> dict[str, Mapping[str, str]]:
         """The fields of `dataset` that hold codes, each with its code -> label table."""
         prefix = f"{system}/{dataset}/"
         return {key.removeprefix(prefix): table for key, table in self.codes.items() if key.startswith(prefix)}
+
+    def system(self, system: str, fallback: str = "") -> str:
+        """What a source system holds, in words (the fallback, or its name, when there is none)."""
+        return self.systems.get(system) or fallback or system
 
     def dataset(self, system: str, dataset: str, fallback: str = "") -> DatasetLabel:
         """The dataset's title (the fallback, or its name in words, when there is none)."""
@@ -54,4 +60,5 @@ def load_labels(path: Path | None = None) -> Labels:
         datasets=MappingProxyType(
             {key: DatasetLabel(item["title"], item.get("note", "")) for key, item in raw["datasets"].items()}
         ),
+        systems=MappingProxyType(dict(raw.get("systems", {}))),
     )

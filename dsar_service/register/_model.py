@@ -11,7 +11,7 @@ the register does not describe.
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -143,8 +143,6 @@ class Register:
 
     def to_json(self) -> dict[str, Any]:
         """The register as plain JSON values (for a machine-readable copy in an archive)."""
-        from dataclasses import asdict
-
         return {
             "version": self.version,
             "source": self.source,

@@ -1,31 +1,42 @@
 """Assembly: sealed chunks → records → a streamed ZIP → age → archive chunks in PostgreSQL.
 
-Memory holds one sealed chunk and one archive chunk at a time, whatever the archive's size. Once
-the archive is stored, the request's private key and the sealed chunks are destroyed: nothing
-but the recipient can read what was collected.
+Memory holds one sealed chunk and one archive chunk at a time, whatever the archive's size. Each
+system's sealed chunks are read twice: once for its JSON files, once for their CSV twins (ZIP
+entries are sequential, and spooling the CSV to disk would leave the data in plaintext there).
+What the archive holds besides the data (index.html, the data dictionary, manifest.json) is
+dsar_service.archive's: this module gathers the facts, from the request, the systems' outcomes
+and the catalog the connectors announced (their datasets, fields, provenance and activities).
+
+Once the archive is stored, the request's private key and the sealed chunks are destroyed:
+nothing but the recipient can read what was collected.
 """
 
 import logging
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-import orjson
 
 from connectors.sdk.identifiers import Identifier, mask
 from dsar_common.sealing import SealError, chunk_binding, open_sealed
 from dsar_common.settings import Settings
-from dsar_service.archive import ArchiveWriter
+from dsar_service.archive import (
+    ArchiveBuilder,
+    ArchiveReport,
+    ArchiveWriter,
+    DatasetReport,
+    IdentifierReport,
+    SystemReport,
+)
 from dsar_service.bus import PayloadError, decode_records
 from dsar_service.crypto import parse_recipient
-from dsar_service.model import RequestView, SystemState
+from dsar_service.model import DatasetInfo, Kind, RequestView, SystemInfo, SystemState
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.store import RequestStore
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_CHUNK_BYTES = 1024 * 1024
-FORMAT_VERSION = "1"
-REDACTIONS_DATASET = "_redactions"
 
 
 class AssemblyError(Exception):
@@ -62,6 +73,7 @@ class Assembler:
             await self._store.fail_request(request_id, f"the archive could not be built: {error}")
 
     async def _build(self, request_id: str, version: int) -> None:
+        started = time.monotonic()
         secrets = await self._store.secrets(request_id)
         if secrets.wrapped_private_key is None or secrets.sealed_identifiers is None:
             raise AssemblyError("the request's key is gone")
@@ -69,9 +81,11 @@ class Assembler:
         identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
         view = await self._store.get(request_id)
         rows = {row.system: row for row in await self._store.system_rows(request_id)}
+        catalog = {info.name: info for info in await self._store.systems(datetime.now(UTC))}
 
         sink = _ChunkSink(bytearray())
         writer = ArchiveWriter([parse_recipient(secrets.recipient)], sink)
+        builder = ArchiveBuilder(writer, portability=view.kind is Kind.PORTABILITY)
         sequence = 0
 
         async def flush(final: bool = False) -> None:
@@ -82,78 +96,67 @@ class Assembler:
                 await self._store.add_archive_chunk(request_id, version, sequence, piece)
                 sequence += 1
 
-        redactions: list[dict[str, object]] = []
-        counts: dict[str, dict[str, int]] = {}
-        for progress in view.systems:
-            if progress.state is not SystemState.COMPLETED:
-                continue
-            row = rows[progress.system]
-            datasets_done: set[str] = set()
-            current: str | None = None
+        async def records(system: str, attempt: int) -> AsyncIterator[tuple[str, bytes]]:
+            """The system's records, in the order sent; the archive is flushed after each chunk."""
             chunk_sequence = 0
-            async for sealed in self._store.iter_chunks(request_id, progress.system, row.attempt):
-                binding = chunk_binding(request_id, progress.system, row.attempt, chunk_sequence)
+            async for sealed in self._store.iter_chunks(request_id, system, attempt):
+                binding = chunk_binding(request_id, system, attempt, chunk_sequence)
                 chunk_sequence += 1
                 for record in decode_records(open_sealed(sealed, private, binding)):
-                    if record.dataset == REDACTIONS_DATASET:
-                        redactions.append({"system": progress.system, **orjson.loads(record.fields_json)})
-                        continue
-                    if record.dataset != current:
-                        if current is not None:
-                            writer.close_json_array()
-                            datasets_done.add(current)
-                        if record.dataset in datasets_done:
-                            raise AssemblyError(f"{progress.system} sent dataset {record.dataset} in two separate runs")
-                        current = record.dataset
-                        writer.open_json_array(f"data/{progress.system}/{_safe(current)}.json")
-                    writer.write_json_item(record.fields_json)
-                    per_system = counts.setdefault(progress.system, {})
-                    per_system[current] = per_system.get(current, 0) + 1
+                    yield record.dataset, record.fields_json
                 await flush()
-            if current is not None:
-                writer.close_json_array()
-        manifest = _manifest(view, identifiers, counts, redactions, writer)
-        writer.add_file("manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        digest = writer.close()
+
+        systems: list[SystemReport] = []
+        for progress in view.systems:
+            info = catalog.get(progress.system)
+            exported: tuple[DatasetReport, ...] = ()
+            if progress.state is SystemState.COMPLETED:
+                attempt = rows[progress.system].attempt
+                builder.begin_system(progress.system, _declared(info))
+                async for dataset, fields_json in records(progress.system, attempt):
+                    builder.json_record(dataset, fields_json)
+                builder.end_json_pass()
+                async for dataset, fields_json in records(progress.system, attempt):
+                    builder.csv_record(dataset, fields_json)
+                exported = builder.end_system()
+                await flush()
+            systems.append(
+                SystemReport(
+                    name=progress.system,
+                    description=info.description if info else "",
+                    status=progress.state.value,
+                    attempts=progress.attempts,
+                    error=progress.error,
+                    snapshot_at=progress.ended_at,
+                    datasets=exported,
+                )
+            )
+        digest = builder.finish(_report(view, identifiers, systems, builder))
         await flush(final=True)
         expires = datetime.now(UTC) + self._ttl
         if await self._store.finish_archive(request_id, version, digest.size, digest.sha256, expires):
-            log.info("archive ready request=%s version=%d bytes=%d", request_id, version, digest.size)
+            log.info(
+                "archive ready request=%s version=%d bytes=%d seconds=%.2f",
+                request_id, version, digest.size, time.monotonic() - started,
+            )  # fmt: skip
 
 
-def _safe(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "_-" else "_" for c in name)
-    if not cleaned:
-        raise AssemblyError("a dataset has no usable name")
-    return cleaned
+def _declared(info: SystemInfo | None) -> tuple[DatasetInfo, ...]:
+    return info.datasets if info else ()
 
 
-def _manifest(
-    view: RequestView,
-    identifiers: list[Identifier],
-    counts: dict[str, dict[str, int]],
-    redactions: list[dict[str, object]],
-    writer: ArchiveWriter,
-) -> dict[str, object]:
-    return {
-        "format_version": FORMAT_VERSION,
-        "request_id": view.request_id,
-        "kind": view.kind.value,
-        "received_at": view.received_at.isoformat(),
-        "generated_at": datetime.now(UTC).isoformat(),
-        "due_at": view.due_at.isoformat(),
-        "identifiers": [{"kind": i.kind.value, "value": mask(i.value), "source": i.source} for i in identifiers],
-        "systems": {
-            s.system: {
-                "status": s.state.value,
-                "records": sum(counts.get(s.system, {}).values()),
-                "datasets": counts.get(s.system, {}),
-                "snapshot_at": s.ended_at.isoformat() if s.ended_at else None,
-                "attempts": s.attempts,
-                "error": s.error,
-            }
-            for s in view.systems
-        },
-        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in writer.files],
-        "redactions": redactions,
-    }
+def _report(
+    view: RequestView, identifiers: list[Identifier], systems: list[SystemReport], builder: ArchiveBuilder
+) -> ArchiveReport:
+    return ArchiveReport(
+        request_id=view.request_id,
+        kind=view.kind.value,
+        received_at=view.received_at,
+        generated_at=datetime.now(UTC),
+        due_at=view.due_at,
+        extension_reason=view.extension_reason,
+        identifiers=tuple(IdentifierReport(i.kind.value, mask(i.value), i.source) for i in identifiers),
+        systems=tuple(systems),
+        redactions=builder.redactions,
+        not_portable=builder.not_portable,
+    )

@@ -1,0 +1,295 @@
+"""The contents of an answer, written into an ArchiveWriter in the order a stream allows.
+
+    builder = ArchiveBuilder(writer, portability=False)
+    for each system that answered:
+        builder.begin_system("policy", declared_datasets)
+        for record in the system's records:  builder.json_record(dataset, fields_json)   # pass 1
+        builder.end_json_pass()
+        for record in the same records again: builder.csv_record(dataset, fields_json)   # pass 2
+        datasets = builder.end_system()            # also writes schemas/<system>/<dataset>.schema.json
+    builder.finish(report)                         # index.html, processing.json, manifest.json
+
+ZIP entries are written one after the other, so a dataset's JSON and CSV files cannot grow side
+by side. The CSV is written in a second pass over the same records (the caller reads them twice,
+from where they are stored sealed) rather than spooled to a temporary file, which would put
+the subject's data in plaintext on disk; memory stays one record and a few buffers.
+
+Records come with their dataset name; a system's datasets must each come in one run. The
+reserved dataset `_redactions` carries notes of other people's data removed (art. 15(4)).
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from ..model import DatasetInfo
+from ..register import Labels, Register, load_labels, load_register
+from .csvfile import CsvEncoder
+from .manifest import build_manifest
+from .page import render_index
+from .report import ArchiveReport, DatasetReport, Redaction
+from .schema import dataset_schema, manifest_schema
+from .shape import DERIVED, DatasetShape
+from .writer import ArchiveDigest, ArchiveWriter
+
+__all__ = ["REDACTIONS_DATASET", "ArchiveBuilder", "ContentError"]
+
+log = logging.getLogger(__name__)
+
+REDACTIONS_DATASET = "_redactions"
+_JSON = orjson.OPT_INDENT_2
+
+
+class ContentError(ValueError):
+    """The records cannot make a well-formed archive (the message holds no personal data)."""
+
+
+def safe_name(name: str) -> str:
+    """A dataset or system name as a path segment."""
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "_" for c in name)
+    if not cleaned:
+        raise ContentError("a dataset has no usable name")
+    return cleaned
+
+
+class ArchiveBuilder:
+    """Writes data files, their CSV twins and schemas, then the page, the register extract and the manifest."""
+
+    def __init__(
+        self,
+        writer: ArchiveWriter,
+        *,
+        portability: bool,
+        register: Register | None = None,
+        labels: Labels | None = None,
+    ) -> None:
+        self._writer = writer
+        self.portability = portability
+        self.register = register or load_register()
+        self.labels = labels or load_labels()
+        self._redactions: list[Redaction] = []
+        self._exported: set[tuple[str, str]] = set()
+        self._not_portable: dict[str, None] = {}
+        self._schemas: dict[str, str] = {}
+        self._system: str | None = None
+        self._declared: dict[str, DatasetInfo] = {}
+        self._shapes: dict[str, DatasetShape] = {}
+        self._order: list[str] = []
+        self._current: str | None = None
+        self._csv: CsvEncoder | None = None
+        self._csv_rows = 0
+
+    # --- what portability covers -------------------------------------------------------------------
+
+    def _portable_activity(self, activity: str) -> bool:
+        found = self.register.activities.get(activity)
+        if found is None:
+            log.warning("processing activity %r is not in the register", activity)
+            return True  # not described: the connector's own filter (provenance) stands
+        return found.portable
+
+    # --- pass 1: JSON --------------------------------------------------------------------------------
+
+    def begin_system(self, system: str, declared: Sequence[DatasetInfo]) -> None:
+        """Start a system's records; `declared` are its datasets as its connector announced them."""
+        if self._system is not None:
+            raise RuntimeError("end_system() the previous system first")
+        self._system = safe_name(system)
+        self._declared = {d.name: d for d in declared}
+        self._shapes, self._order, self._current = {}, [], None
+        if self.portability:
+            for dataset in declared:
+                for field in dataset.fields:
+                    if field.provenance != DERIVED and not self._portable_activity(field.activity):
+                        self._not_portable.setdefault(field.activity, None)
+
+    def _shape(self, dataset: str) -> DatasetShape:
+        assert self._system is not None
+        shape = self._shapes.get(dataset)
+        if shape is None:
+            shape = DatasetShape(
+                self._system,
+                safe_name(dataset),
+                self._declared.get(dataset),
+                portability=self.portability,
+                portable_activity=self._portable_activity,
+                codes=self.labels.coded_fields(self._system, dataset),
+            )
+            self._shapes[dataset] = shape
+        return shape
+
+    def _switch(self, dataset: str) -> bool:
+        """Move to `dataset` (True when it changed); a dataset seen before is an error."""
+        if dataset == self._current:
+            return False
+        if dataset in self._order:
+            raise ContentError(f"{self._system} sent dataset {dataset} in two separate runs")
+        self._order.append(dataset)
+        self._current = dataset
+        return True
+
+    def json_record(self, dataset: str, fields_json: bytes) -> None:
+        """One record of the current system, in the order it was sent."""
+        if self._system is None:
+            raise RuntimeError("begin_system() first")
+        fields = _object(fields_json)
+        if dataset == REDACTIONS_DATASET:
+            self._redaction(fields)
+            return
+        if self._switch(dataset):
+            self._close_json()
+        shape = self._shape(dataset)
+        row = shape.shape(fields)
+        if row is None:
+            return
+        if shape.empty:
+            self._writer.open_json_array(self._path("data", shape, ".json"))
+        self._writer.write_json_item(orjson.dumps(row))
+        shape.count(row)
+
+    def _redaction(self, fields: Mapping[str, Any]) -> None:
+        assert self._system is not None
+        removed = fields.get("fields_removed") or ()
+        self._redactions.append(
+            Redaction(
+                system=self._system,
+                dataset=str(fields.get("dataset", "")),
+                record_key=str(fields.get("record_key", "")),
+                fields_removed=tuple(str(f) for f in removed),
+                reason=str(fields.get("reason", "")),
+            )
+        )
+
+    def _close_json(self) -> None:
+        previous = self._order[-2] if len(self._order) > 1 else None
+        if previous is not None and not self._shapes[previous].empty:
+            self._writer.close_json_array()
+
+    def end_json_pass(self) -> None:
+        """End the first pass; the CSV pass follows, over the same records in the same order."""
+        if self._current is not None and not self._shapes[self._current].empty:
+            self._writer.close_json_array()
+        self._current = None
+
+    # --- pass 2: CSV ---------------------------------------------------------------------------------
+
+    def csv_record(self, dataset: str, fields_json: bytes) -> None:
+        """The same record again, for the CSV file."""
+        if dataset == REDACTIONS_DATASET:
+            return
+        shape = self._shapes.get(dataset)
+        if shape is None:
+            raise ContentError(f"{self._system} sent dataset {dataset} in the second pass only")
+        if dataset != self._current:
+            self._close_csv()
+            self._current = dataset
+            if not shape.empty:
+                self._csv = CsvEncoder([c.name for c in shape.columns])
+                self._writer.open_file(self._path("data", shape, ".csv"))
+                self._writer.write(self._csv.header())
+                self._csv_rows = 0
+        if self._csv is None:
+            return
+        row = shape.shape(_object(fields_json))
+        if row is not None:
+            self._writer.write(self._csv.row(row))
+            self._csv_rows += 1
+
+    def _close_csv(self) -> None:
+        if self._csv is None or self._current is None:
+            return
+        expected = self._shapes[self._current].records
+        self._writer.close_file(records=self._csv_rows)
+        self._csv = None
+        if self._csv_rows != expected:
+            raise ContentError(f"{self._system}.{self._current} changed between the JSON and CSV passes")
+
+    def end_system(self) -> tuple[DatasetReport, ...]:
+        """End the system: write its schemas; return what was exported, dataset by dataset."""
+        self._close_csv()
+        system = self._system
+        if system is None:
+            raise RuntimeError("begin_system() first")
+        reports = []
+        for name in self._order:
+            shape = self._shapes[name]
+            if shape.empty:
+                continue
+            label = self.labels.dataset(system, name, shape.declared.description if shape.declared else "")
+            description = shape.declared.description if shape.declared and shape.declared.description else ""
+            json_path, csv_path = self._path("data", shape, ".json"), self._path("data", shape, ".csv")
+            schema_path = self._path("schemas", shape, ".schema.json")
+            schema = dataset_schema(shape, label.title, " ".join(x for x in (description, label.note) if x))
+            self._writer.add_file(schema_path, orjson.dumps(schema, option=_JSON))
+            self._schemas[json_path] = schema_path
+            self._exported.add((system, name))
+            activities = dict.fromkeys(c.field.activity for c in shape.columns if c.field is not None)
+            reports.append(
+                DatasetReport(
+                    system=system,
+                    name=name,
+                    title=label.title,
+                    note=label.note,
+                    activity=shape.activity,
+                    activities=tuple(activities) or ((shape.activity,) if shape.activity else ()),
+                    records=shape.records,
+                    json_path=json_path,
+                    csv_path=csv_path,
+                    schema_path=schema_path,
+                )
+            )
+        self._system, self._current = None, None
+        return tuple(reports)
+
+    def _path(self, top: str, shape: DatasetShape, suffix: str) -> str:
+        return f"{top}/{shape.system}/{shape.name}{suffix}"
+
+    # --- the end -----------------------------------------------------------------------------------
+
+    @property
+    def redactions(self) -> tuple[Redaction, ...]:
+        """Removals of other people's data; for portability, those of the data exported only."""
+        if not self.portability:
+            return tuple(self._redactions)
+        return tuple(r for r in self._redactions if (r.system, r.dataset) in self._exported)
+
+    @property
+    def not_portable(self) -> tuple[str, ...]:
+        """For portability: activities of the searched systems' non-derived data that art. 20 does not cover."""
+        return tuple(self._not_portable)
+
+    def finish(self, report: ArchiveReport) -> ArchiveDigest:
+        """Write index.html, processing.json, the manifest's schema and the manifest; close the archive."""
+        if self._system is not None:
+            raise RuntimeError("end_system() first")
+        self._writer.add_file("index.html", render_index(report, self.register, self.labels).encode())
+        self._writer.add_file("processing.json", orjson.dumps(self._processing(report), option=_JSON))
+        self._writer.add_file("schemas/manifest.schema.json", orjson.dumps(manifest_schema(), option=_JSON))
+        manifest = build_manifest(
+            report,
+            self._writer.files,
+            schemas=self._schemas,
+            register_version=self.register.version,
+            labels_version=self.labels.version,
+        )
+        self._writer.add_file("manifest.json", orjson.dumps(manifest, option=_JSON))
+        return self._writer.close()
+
+    def _processing(self, report: ArchiveReport) -> dict[str, Any]:
+        """The register, limited to the activities of the exported data (and the handling of this request)."""
+        full = self.register.to_json()
+        wanted = [a for a in [*report.activities, "rights_management"] if a in full["activities"]]
+        full["activities"] = {a: full["activities"][a] for a in dict.fromkeys(wanted)}
+        return full
+
+
+def _object(fields_json: bytes) -> dict[str, Any]:
+    try:
+        fields = orjson.loads(fields_json)
+    except orjson.JSONDecodeError:
+        raise ContentError("a record is not valid JSON") from None
+    if not isinstance(fields, dict):
+        raise ContentError("a record is not a JSON object")
+    return fields
