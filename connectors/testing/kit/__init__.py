@@ -18,9 +18,9 @@ The recipe (tests/connectors/test_<name>_conformance.py; `dsar connectors new NA
 
     class TestClaimsConformance(ConformanceSuite):
         connector = claims.connector
-        subjects = [SubjectCase("demo subject", {Ident.PERSON_ID: "3f6c2a9e-…"},
-                                records={"claim": 24, "claim_document": 31})]
-        negatives = [NegativeCase("shared policy number", {Ident.POLICY_NUMBER: "SF-2017-048213"})]
+        subjects = (SubjectCase("demo subject", {Ident.PERSON_ID: "3f6c2a9e-…"},
+                                records={"claim": 24, "claim_document": 31}),)
+        negatives = (NegativeCase("shared policy number", {Ident.POLICY_NUMBER: "SF-2017-048213"}),)
 
         async def seed(self, store: SeededStore) -> None:
             await load_population(POPULATION, {"claims": store.dsn}, {})  # schema and rows

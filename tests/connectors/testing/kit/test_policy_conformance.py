@@ -18,7 +18,6 @@ from connectors import policy
 from connectors.sdk import REDACTIONS, Ident, Identifier
 from connectors.testing.kit import ConformanceSuite, Expected, NegativeCase, SeededStore, SubjectCase
 from connectors.testing.population import Population, generate, load_population
-from connectors.testing.population._demo import FAMILY_POLICY
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +56,7 @@ def full_name(last: str, first: str) -> str:
 
 class TestPolicyConformance(ConformanceSuite):
     connector = policy.connector
-    subjects = [
+    subjects = (
         SubjectCase(
             "demo subject",
             {
@@ -80,15 +79,15 @@ class TestPolicyConformance(ConformanceSuite):
             },
             records=expected_for(POPULATION, NAMESAKE.person_id),
         ),
-    ]
-    negatives = [
+    )
+    negatives = (
         NegativeCase("namesake's full name alone", {Ident.FULL_NAME: full_name(DEMO.last_name, DEMO.first_name)}),
         NegativeCase("shared household phone", {Ident.PHONE: DEMO.phone}),
-        NegativeCase("shared family policy number", {Ident.POLICY_NUMBER: FAMILY_POLICY}),
+        NegativeCase("shared family policy number", {Ident.POLICY_NUMBER: DEMO.policy_number}),
         NegativeCase("household phone with the spouse's name", {
             Ident.PHONE: DEMO.phone, Ident.FULL_NAME: full_name(DEMO.last_name, POPULATION.spouse.first_name)}),
         NegativeCase("unknown e-mail", {Ident.EMAIL: "nobody@example.invalid"}),
-    ]  # fmt: skip
+    )  # fmt: skip
 
     async def seed(self, store: SeededStore) -> None:
         await load_population(POPULATION, {"policy": store.dsn}, {})
