@@ -7,8 +7,9 @@ system. The subject is found by person id or by cookie, one indexed equality loo
 - by cookie: the anonymous ones (`user_id` null) made with that cookie. A visit with the cookie
   while someone else was logged in is that person's (a shared computer), and is left out; the
   subject's own logged-in visits are found by his person id.
-The cookies seen on the subject's logged-in visits and consents are reported as discovered, and
-only those: this is how his anonymous browsing is linked to him, in the next round.
+The cookies seen on the subject's logged-in visits and consents are his browser's: the search
+follows them to his anonymous visits at once (a cookie designates one person, world.md §2), and
+reports them as discovered.
 
 Volumes: a subject can have tens of thousands of visits, each with its pages. The searches stream
 them with a cursor (`BATCH` documents per round trip), keep only the declared fields, and report
@@ -57,7 +58,8 @@ async def subject_documents(q: Query, db: Any, dataset: Dataset) -> AsyncIterato
     """The records of `dataset` (its collection has the same name) that concern the subject.
 
     Logged-in documents first, by person id, reporting each new cookie once; then the anonymous
-    documents of each cookie. The two lookups never return the same document.
+    documents of each cookie, asked for or seen on them. The two lookups never return the same
+    document.
     """
     collection = db[dataset.name]
     names = ("_id", *dataset.fields)
@@ -71,7 +73,7 @@ async def subject_documents(q: Query, db: Any, dataset: Dataset) -> AsyncIterato
             else:
                 cookies.add(cookie)
                 yield dataset.record(row, discovered={Ident.VISITOR_ID: cookie})
-    for visitor_id in q.values(Ident.VISITOR_ID):
+    for visitor_id in sorted({*q.values(Ident.VISITOR_ID), *(c for c in cookies if isinstance(c, str))}):
         anonymous = {"visitor_id": visitor_id, "user_id": None}
         async for document in collection.find(anonymous, batch_size=BATCH):
             yield dataset.record({name: document[name] for name in names if name in document})

@@ -6,8 +6,9 @@ re-dispatched after `system_timeout_seconds` of silence, up to `max_attempts`, t
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -24,6 +25,8 @@ from dsar_service.bus import (
     decode_discovered,
     encode_query,
 )
+from dsar_service.crypto import UnwrapError
+from dsar_service.errors import NotFound
 from dsar_service.model import RequestState, SystemInfo, SystemState
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.requests.rounds import SystemRound, plan_rounds
@@ -151,18 +154,38 @@ class Collector:
         """Re-dispatch or time out the attempts whose connector has gone silent."""
         for row in await self._store.expired_attempts(self._clock()):
             log.warning("attempt timed out request=%s system=%s attempt=%d", row.request_id, row.system, row.attempt)
-            await self.retry_or_end(
-                row.request_id,
-                row.system,
-                row.attempt,
-                SystemState.TIMED_OUT,
-                f"no complete answer after {self._max_attempts} attempt(s) of "
-                f"{self._timeout.total_seconds():.0f} s of silence each",
-            )
+            await self._store.postpone(row.request_id, row.system, row.attempt, self._clock() + self._timeout)
+            with self._isolated(row.request_id):
+                await self.retry_or_end(
+                    row.request_id,
+                    row.system,
+                    row.attempt,
+                    SystemState.TIMED_OUT,
+                    f"no complete answer after {self._max_attempts} attempt(s) of "
+                    f"{self._timeout.total_seconds():.0f} s of silence each",
+                )
 
     # Results ----------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _isolated(self, request_id: str) -> Iterator[None]:
+        """One request's unreadable secrets or disappearance must not stop the others.
+
+        A request whose secrets do not open was written under another master key (a replica
+        misconfigured, or another stack's database): it is left alone, for a replica that can.
+        """
+        try:
+            yield
+        except UnwrapError:
+            log.error("request=%s: its secrets do not open with this service's master key; skipped", request_id)
+        except NotFound:
+            log.info("request=%s is gone (purged or never existed); its message is dropped", request_id)
+
     async def on_result(self, event: ResultEvent) -> None:
+        with self._isolated(event.request_id):
+            await self._on_result(event)
+
+    async def _on_result(self, event: ResultEvent) -> None:
         match event:
             case ChunkReceived():
                 await self._store.store_chunk(
@@ -260,7 +283,8 @@ class Collector:
     async def resume_open_requests(self) -> None:
         """At start-up: move every collecting request along (after a crash, say)."""
         for request_id in await self._store.open_request_ids():
-            await self.advance(request_id)
+            with self._isolated(request_id):
+                await self.advance(request_id)
 
 
 async def run_periodically(interval: float, work: Callable[[], Awaitable[object]]) -> None:

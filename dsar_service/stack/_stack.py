@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import hashlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -46,6 +47,12 @@ _START_ATTEMPTS = 3  # a server that exits at once (its free port taken meanwhil
 _LOCK_POLL_SECONDS = 0.1
 
 
+def service_database_for(master_key: bytes) -> str:
+    """The service database of a stack: one per master key, so that two stacks sharing a
+    PostgreSQL server (5432, say) never see each other's requests, which they could not open."""
+    return f"dsar_{hashlib.sha256(master_key).hexdigest()[:10]}"
+
+
 async def stack_up(
     state_dir: Path,
     *,
@@ -65,7 +72,8 @@ async def stack_up(
     deadline = began + deadline_seconds
     layout = Layout.of(state_dir)
     layout.create()
-    wanted = databases or StackDatabases()
+    kept = KeptValues.load_or_fresh(layout.settings_file)
+    wanted = databases or StackDatabases(service=service_database_for(kept.master_key))
     env = os.environ if environ is None else environ
     async with _locked(layout, deadline):
         records: dict[Component, PidRecord] = {}
@@ -100,7 +108,6 @@ async def stack_up(
         for component, task in tasks.items():
             records[component], startup[component] = task.result()
 
-        kept = KeptValues.load_or_fresh(layout.settings_file)
         kafka, mongodb, pg = records[Component.KAFKA], records[Component.MONGODB], records[Component.POSTGRES]
         database_url = _postgres.database_url(pg.url, wanted.service)
         write_settings(

@@ -258,6 +258,16 @@ class RequestStore:
             await _touch(conn, request_id)
         return bool(status.endswith(" 1"))
 
+    async def postpone(self, request_id: str, system: str, attempt: int, deadline: datetime) -> None:
+        """Push an attempt's deadline back (so that a sweep does not take it again at once)."""
+        await self._pool.execute(
+            "UPDATE request_systems SET deadline_at = $4 WHERE request_id = $1 AND system = $2 AND attempt = $3",
+            _uuid(request_id),
+            system,
+            attempt,
+            deadline,
+        )
+
     async def set_identifiers(self, request_id: str, sealed_identifiers: bytes) -> None:
         await self._pool.execute(
             "UPDATE requests SET sealed_identifiers = $2 WHERE request_id = $1",
