@@ -66,7 +66,7 @@ DEPLOYER_SECRETS: Mapping[str, frozenset[str]] = {
     "dsar-connector-keys": frozenset(SYSTEMS),
     "dsar-source-credentials": frozenset(f"{system}-url" for system in SYSTEMS),
     "dsar-tls": frozenset({"tls.crt", "tls.key", "ca.crt"}),
-    "dsar-authz": frozenset({"policy"}),
+    "dsar-authz": frozenset({"policy.toml"}),
 }
 # Secrets Strimzi makes: one per KafkaUser (key `password`) and the cluster CA's certificate.
 STRIMZI_CA_SECRET = "dsar-kafka-cluster-ca-cert"
