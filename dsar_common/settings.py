@@ -58,6 +58,10 @@ class Settings:
     archive_ttl_days: int = 30
     request_retention_days: int = 365
     purge_interval_seconds: float = 3600.0
+    metrics_listen: str = ""
+    health_listen: str = ""
+    trace_export: str = ""
+    log_format: str = "json"
     caller_requests_per_minute: int = 120
     subject_requests_per_day: int = 5
     # The connectors

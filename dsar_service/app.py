@@ -6,6 +6,7 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -13,11 +14,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dsar.v1 import dsar_pb2, dsar_pb2_grpc
+from dsar_common.observability import configure_tracing
 from dsar_common.settings import Settings, SettingsError
 from dsar_common.topics import Topics
 from dsar_service.api import DsarServicer, GuardInterceptor, map_errors
 from dsar_service.api.auth import AccessPolicy, Authorizer
+from dsar_service.api.guards import traced
 from dsar_service.bus import ServiceBus
+from dsar_service.metrics import Metrics, serve_metrics
+from dsar_service.model import RequestState
 from dsar_service.requests.assembly import Assembler
 from dsar_service.requests.collection import Collector, run_periodically
 from dsar_service.requests.service import RequestService
@@ -30,6 +35,7 @@ TIMEOUT_SWEEP_SECONDS = 1.0
 MAX_CONCURRENT_ASSEMBLIES = 2
 RESTART_INITIAL_SECONDS = 0.5
 RESTART_MAX_SECONDS = 30.0
+GAUGE_REFRESH_SECONDS = 10.0
 
 
 @dataclass
@@ -135,14 +141,20 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
     async with contextlib.AsyncExitStack() as stack:
         pool = await stack.enter_async_context(open_pool(settings.database_url))
         changes = await stack.enter_async_context(ChangeFeed.listening(settings.database_url))
-        bus = await stack.enter_async_context(ServiceBus.connect(settings.kafka, topics))
+        metrics = Metrics()
+        if settings.metrics_listen:
+            http, _, metrics_port = serve_metrics(metrics, settings.metrics_listen)
+            stack.callback(http.shutdown)
+            log.info("metrics on http://%s:%d/metrics", settings.metrics_listen.rpartition(":")[0], metrics_port)
+        bus = await stack.enter_async_context(ServiceBus.connect(settings.kafka, topics, metrics))
         store = RequestStore(pool)
         assemblies = Assemblies(Assembler(store, settings))
-        collector = Collector(store, bus, settings, on_collected=assemblies.schedule)
+        collector = Collector(store, bus, settings, on_collected=assemblies.schedule, metrics=metrics)
         service = RequestService(store, collector, changes, AuditLog(pool), settings)
 
         authorizer = Authorizer(access_policy(settings), insecure=settings.insecure)
-        server = grpc.aio.server(interceptors=[GuardInterceptor(map_errors), GuardInterceptor(authorizer)])
+        guards = [GuardInterceptor(traced), GuardInterceptor(map_errors), GuardInterceptor(authorizer)]
+        server = grpc.aio.server(interceptors=guards)
         dsar_pb2_grpc.add_DsarServiceServicer_to_server(DsarServicer(service), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -150,8 +162,21 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
         reflection.enable_server_reflection((service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         port = bind(server, settings)
         await server.start()
+        if settings.health_listen:
+            # Kubernetes' grpc probes speak plaintext: health checking alone, on a port of its own.
+            health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+            health_server.add_insecure_port(settings.health_listen)
+            await health_server.start()
+            stack.push_async_callback(health_server.stop, SHUTDOWN_GRACE_SECONDS)
         await health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+
+        async def refresh_gauges() -> None:
+            counts, overdue = await store.counts_by_state(datetime.now(UTC))
+            for state in RequestState:
+                metrics.requests.labels(state.value).set(counts.get(state, 0))
+            metrics.overdue.set(overdue)
 
         async def sweep() -> None:
             await collector.expire_attempts()
@@ -163,6 +188,7 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
             asyncio.create_task(supervise("heartbeats", lambda: bus.consume_heartbeats(collector.on_heartbeat))),
             asyncio.create_task(run_periodically(TIMEOUT_SWEEP_SECONDS, sweep), name="sweep"),
             asyncio.create_task(run_periodically(settings.purge_interval_seconds, service.purge), name="purge"),
+            asyncio.create_task(run_periodically(GAUGE_REFRESH_SECONDS, refresh_gauges), name="gauges"),
         ]
         await collector.resume_open_requests()
         log.info("serving on %s", settings.listen.rpartition(":")[0] + f":{port}")
@@ -179,5 +205,6 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
 
 async def serve(settings: Settings) -> None:
     """Run the service until cancelled (SIGINT/SIGTERM in the CLI)."""
+    configure_tracing("dsar-service", settings.trace_export)
     async with running_service(settings):
         await asyncio.Event().wait()

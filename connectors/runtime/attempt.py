@@ -15,6 +15,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol, TypeAlias
 
+from opentelemetry import trace
+from opentelemetry.context import Context
+
 from connectors.runtime.chunks import MAX_CHUNK_BYTES, ChunkPacker, encode_record
 from connectors.runtime.messages import QueryOrder, identifier_to_proto
 from connectors.runtime.retry import RetryPolicy
@@ -22,10 +25,12 @@ from connectors.runtime.sources import Source
 from connectors.sdk import REDACTIONS, Connector, ConnectorError, Identifier, Query, Record, TemporaryError
 from connectors.sdk._datasets import Search
 from dsar.bus.v1 import bus_pb2
+from dsar_common.observability import log_fields, trace_headers, tracer
 from dsar_common.sealing import chunk_binding, discovered_binding, seal
 from dsar_common.topics import Topics
 
 log = logging.getLogger("connectors.runtime")
+_TRACER = tracer("connectors.runtime")
 
 Status: TypeAlias = "bus_pb2.CompletionStatus.ValueType"
 
@@ -59,8 +64,10 @@ class Attempt:
         retry: RetryPolicy | None = None,
         progress_seconds: float = 1.0,
         chunk_limit: int = MAX_CHUNK_BYTES,
+        trace_context: Context | None = None,
     ) -> None:
         self.connector = connector
+        self._trace_context = trace_context
         self.order = order
         self._source = source
         self._producer = producer
@@ -79,6 +86,21 @@ class Attempt:
 
     async def run(self) -> None:
         """Search, send, and end with a Completion. Cancellation propagates (the worker reports it)."""
+        order = self.order
+        span = _TRACER.start_as_current_span(
+            f"search {order.system}",
+            context=self._trace_context,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "dsar.request_id": order.request_id,
+                "dsar.system": order.system,
+                "dsar.attempt": order.attempt,
+            },
+        )
+        with span, log_fields(request_id=order.request_id, system=order.system):
+            await self._run()
+
+    async def _run(self) -> None:
         await self._send_progress()
         ticker = asyncio.create_task(self._tick())
         try:
@@ -254,5 +276,8 @@ class Attempt:
 
     async def _send(self, event: bus_pb2.ResultEvent) -> None:
         await self._producer.send_and_wait(
-            self._topics.results, event.SerializeToString(), key=self.order.request_id.encode()
+            self._topics.results,
+            event.SerializeToString(),
+            key=self.order.request_id.encode(),
+            headers=trace_headers(),
         )

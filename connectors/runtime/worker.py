@@ -18,6 +18,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.context import Context
+
 from connectors.runtime.attempt import Attempt, Producer
 from connectors.runtime.chunks import MAX_CHUNK_BYTES
 from connectors.runtime.messages import (
@@ -33,6 +35,7 @@ from connectors.runtime.retry import RetryPolicy
 from connectors.runtime.sources import Source
 from connectors.sdk import Connector
 from dsar.bus.v1 import bus_pb2
+from dsar_common.observability import context_from_headers
 from dsar_common.sealing import KeyPair
 from dsar_common.topics import Topics
 
@@ -143,13 +146,13 @@ class ConnectorWorker:
                 self._cancel(command.cancel)
             else:
                 order = open_query(command.query, self.system, self._keys.private, self._keys.key_id)
-                self._start(order, partition, message.offset)
+                self._start(order, partition, message.offset, context_from_headers(message.headers))
                 return
         except InvalidCommand as error:
             await self._reject(message, error)
         self._offsets.finished(partition, message.offset)
 
-    def _start(self, order: QueryOrder, partition: Any, offset: int) -> None:
+    def _start(self, order: QueryOrder, partition: Any, offset: int, trace_context: Context | None = None) -> None:
         attempt = Attempt(
             self.connector,
             order,
@@ -160,6 +163,7 @@ class ConnectorWorker:
             retry=self._options.retry,
             progress_seconds=self._options.progress_seconds,
             chunk_limit=self._options.chunk_limit,
+            trace_context=trace_context,
         )
         running = _Running(attempt)
         running.task = asyncio.create_task(self._run(running, partition, offset))

@@ -8,14 +8,26 @@ server-streaming RPC); `GuardInterceptor` applies one to every handler of the se
 The first interceptor is the outermost, so errors raised by later guards are mapped too.
 """
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeAlias
 
 import grpc
+from opentelemetry import trace
+
+from dsar_common.observability import tracer
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 Guard = Callable[[str, Context], AbstractAsyncContextManager[None]]
+_TRACER = tracer(__name__)
+
+
+@contextlib.asynccontextmanager
+async def traced(method: str, context: Context) -> AsyncIterator[None]:
+    """The guard that opens a server span per call; what the call does joins its trace."""
+    with _TRACER.start_as_current_span(method.lstrip("/"), kind=trace.SpanKind.SERVER):
+        yield
 
 
 class GuardInterceptor(grpc.aio.ServerInterceptor):

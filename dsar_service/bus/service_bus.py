@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from google.protobuf.message import DecodeError
+from opentelemetry import context as otel_context
 
 from dsar.bus.v1 import bus_pb2
 from dsar_common import kafka
 from dsar_common.kafka import BusError
+from dsar_common.observability import context_from_headers, trace_headers
 from dsar_common.settings import KafkaSettings
 from dsar_common.topics import Topics
 from dsar_service.bus.events import (
@@ -28,6 +30,7 @@ from dsar_service.bus.events import (
     ProgressReported,
     ResultEvent,
 )
+from dsar_service.metrics import Metrics
 from dsar_service.model import DatasetInfo, FieldInfo
 
 log = logging.getLogger(__name__)
@@ -43,14 +46,15 @@ _KINDS = {"access": bus_pb2.REQUEST_KIND_ACCESS, "portability": bus_pb2.REQUEST_
 class ServiceBus:
     """Sends commands; turns result and heartbeat messages into events for a handler."""
 
-    def __init__(self, settings: KafkaSettings, topics: Topics, producer: AIOKafkaProducer) -> None:
+    def __init__(self, settings: KafkaSettings, topics: Topics, producer: AIOKafkaProducer, metrics: Metrics) -> None:
         self._settings = settings
         self._topics = topics
         self._producer = producer
+        self._metrics = metrics
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, settings: KafkaSettings, topics: Topics) -> AsyncIterator["ServiceBus"]:
+    async def connect(cls, settings: KafkaSettings, topics: Topics, metrics: Metrics) -> AsyncIterator["ServiceBus"]:
         await kafka.ensure_topics(settings, [topics.results, topics.heartbeats, topics.dead_letters])
         producer = kafka.producer(settings)
         try:
@@ -58,7 +62,7 @@ class ServiceBus:
         except KafkaError as error:
             raise BusError(f"Kafka cannot be reached: {type(error).__name__}") from error
         try:
-            yield cls(settings, topics, producer)
+            yield cls(settings, topics, producer, metrics)
         finally:
             await producer.stop()
 
@@ -94,8 +98,9 @@ class ServiceBus:
         await self._send(self._topics.commands(system), request_id, command.SerializeToString())
 
     async def _send(self, topic: str, key: str, value: bytes) -> None:
+        """Send, with the current trace context in the headers."""
         try:
-            await self._producer.send_and_wait(topic, value, key=key.encode())
+            await self._producer.send_and_wait(topic, value, key=key.encode(), headers=trace_headers())
         except KafkaError as error:
             raise BusError(f"could not send to {topic}: {type(error).__name__}") from error
 
@@ -124,7 +129,11 @@ class ServiceBus:
         except (DecodeError, ValueError) as error:
             await self._dead_letter(record, f"undecodable result event: {error}")
             return
-        await handle(event)
+        token = otel_context.attach(context_from_headers(record.headers))
+        try:
+            await handle(event)
+        finally:
+            otel_context.detach(token)
 
     async def _consume(
         self,
@@ -144,12 +153,25 @@ class ServiceBus:
                         await on_record(record)
                 if batches and commit:
                     await consumer.commit()
+                await self._report_lag(consumer)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(consumer.stop())
 
+    async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Messages behind the end of each topic's assigned partitions, for the lag gauge."""
+        lag: dict[str, int] = {}
+        for partition in consumer.assignment():
+            highwater = consumer.highwater(partition)
+            if highwater is not None:
+                behind = highwater - await consumer.position(partition)
+                lag[partition.topic] = lag.get(partition.topic, 0) + max(0, behind)
+        for topic, value in lag.items():
+            self._metrics.consumer_lag.labels(topic).set(value)
+
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         log.warning("dead-lettered a message from %s: %s", record.topic, reason)
+        self._metrics.dead_letters.labels(record.topic).inc()
         headers = [
             ("dsar-reason", reason.encode()),
             ("dsar-source-topic", record.topic.encode()),

@@ -12,6 +12,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from opentelemetry import trace
+
+from connectors.sdk.identifiers import Identifier
+from dsar_common.observability import context_from_traceparent, tracer
 from dsar_common.sealing import SealError, discovered_binding, open_sealed, query_binding, seal
 from dsar_common.settings import Settings
 from dsar_service.bus import (
@@ -27,12 +31,14 @@ from dsar_service.bus import (
 )
 from dsar_service.crypto import UnwrapError
 from dsar_service.errors import NotFound
+from dsar_service.metrics import Metrics
 from dsar_service.model import RequestState, SystemInfo, SystemState
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.requests.rounds import SystemRound, plan_rounds
 from dsar_service.store import RequestStore
 
 log = logging.getLogger(__name__)
+_TRACER = tracer(__name__)
 
 Clock = Callable[[], datetime]
 
@@ -72,8 +78,10 @@ class Collector:
         bus: CommandBus,
         settings: Settings,
         on_collected: Callable[[str], None],
+        metrics: Metrics | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._store = store
         self._bus = bus
         self._keys = RequestKeys(settings.require_master_key())
@@ -105,9 +113,11 @@ class Collector:
             await self._dispatch(request_id, system, rows[system].attempt + 1, rows[system].round or 1)
         for system in plan.ask_again:
             log.info("asking again request=%s system=%s: new identifiers were found", request_id, system)
+            self._metrics.retries.labels(system, "new_identifiers").inc()
             await self._dispatch(request_id, system, rows[system].attempt + 1, rows[system].round + 1)
         for system in plan.skip:
             await self._store.end_system(request_id, system, None, SystemState.SKIPPED, NOTHING_TO_SEARCH_BY)
+            self._metrics.outcomes.labels(system, SystemState.SKIPPED.value).inc()
         if plan.dispatch or plan.ask_again:
             return
         rows_now = await self._store.system_rows(request_id)
@@ -123,9 +133,29 @@ class Collector:
         deadline = self._clock() + self._timeout
         if not await self._store.mark_dispatched(request_id, system, attempt, deadline, round_, len(identifiers)):
             return  # another replica dispatched this attempt
+        with _TRACER.start_as_current_span(
+            f"dispatch {system}",
+            context=context_from_traceparent(secrets.trace_context),
+            kind=trace.SpanKind.PRODUCER,
+            attributes={"dsar.request_id": request_id, "dsar.system": system, "dsar.attempt": attempt},
+        ):
+            await self._send_query(request_id, system, attempt, info, identifiers, deadline, secrets.public_key)
+        log.info("dispatched request=%s system=%s attempt=%d round=%d", request_id, system, attempt, round_)
+
+    async def _send_query(
+        self,
+        request_id: str,
+        system: str,
+        attempt: int,
+        info: SystemInfo,
+        identifiers: list[Identifier],
+        deadline: datetime,
+        result_public_key: bytes,
+    ) -> None:
+        secrets_kind = (await self._store.secrets(request_id)).kind.value
         accepted = [i for i in identifiers if i.kind.value in info.accepts]
         sealed_query = seal(
-            encode_query(secrets.kind.value, accepted), info.public_key, query_binding(request_id, system, attempt)
+            encode_query(secrets_kind, accepted), info.public_key, query_binding(request_id, system, attempt)
         )
         if system not in self._command_topics:
             await self._bus.ensure_command_topic(system)
@@ -134,20 +164,21 @@ class Collector:
             request_id=request_id,
             system=system,
             attempt=attempt,
-            result_public_key=secrets.public_key,
+            result_public_key=result_public_key,
             key_id=info.key_id,
             sealed_query=sealed_query,
             deadline=deadline,
         )
-        log.info("dispatched request=%s system=%s attempt=%d round=%d", request_id, system, attempt, round_)
 
     async def retry_or_end(self, request_id: str, system: str, attempt: int, state: SystemState, error: str) -> None:
         """After a failed or silent attempt: another attempt if any is left, else the system ends."""
         row = next((r for r in await self._store.system_rows(request_id) if r.system == system), None)
         if row is not None and attempt < self._max_attempts and system in await self.known_systems():
+            self._metrics.retries.labels(system, state.value).inc()
             await self._dispatch(request_id, system, attempt + 1, row.round or 1)
             return
-        await self._store.end_system(request_id, system, attempt, state, error)
+        if await self._store.end_system(request_id, system, attempt, state, error):
+            self._metrics.outcomes.labels(system, state.value).inc()
         await self.advance(request_id)
 
     async def expire_attempts(self) -> None:
@@ -235,6 +266,14 @@ class Collector:
                 pass  # a connector confirming a cancellation: the request already says so
 
     async def _completed(self, request_id: str, system: str) -> None:
+        progress = next(s for s in (await self._store.get(request_id)).systems if s.system == system)
+        self._metrics.outcomes.labels(system, SystemState.COMPLETED.value).inc()
+        self._metrics.records.labels(system).inc(progress.records)
+        self._metrics.bytes.labels(system).inc(progress.bytes)
+        if progress.started_at and progress.ended_at:
+            self._metrics.system_seconds.labels(system).observe(
+                (progress.ended_at - progress.started_at).total_seconds()
+            )
         await self._merge_discovered(request_id, system)
         await self.advance(request_id)
 

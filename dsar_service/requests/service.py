@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from dsar_common.observability import current_traceparent
 from dsar_common.sealing import KeyPair
 from dsar_common.settings import Settings
 from dsar_service.crypto import keyed_digest
@@ -105,6 +106,7 @@ class RequestService:
                 wrapped_private_key=self._keys.wrap_private_key(request_id, pair),
                 systems=[(system, 1) for system in systems],
                 subject_digests=subject_digests,
+                trace_context=current_traceparent(),
             )
         )
         await self._audit.append(caller, "submit", stored_id, {"created": created})

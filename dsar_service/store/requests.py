@@ -44,6 +44,7 @@ class NewRequest:
     wrapped_private_key: bytes
     systems: Sequence[tuple[str, int]]  # (system, round)
     subject_digests: Sequence[bytes] = ()
+    trace_context: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class RequestSecrets:
     public_key: bytes
     wrapped_private_key: bytes | None
     archive_version: int
+    trace_context: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,8 @@ class RequestStore:
             row = await conn.fetchrow(
                 """INSERT INTO requests (request_id, request_key, content_digest, kind, state, received_at,
                        original_due_at, due_at, recipient, sealed_identifiers, public_key,
-                       wrapped_private_key, updated_at, subject_digests)
-                   VALUES ($1, $2, $3, $4, 'collecting', $5, $6, $6, $7, $8, $9, $10, $5, $11)
+                       wrapped_private_key, updated_at, subject_digests, trace_context)
+                   VALUES ($1, $2, $3, $4, 'collecting', $5, $6, $6, $7, $8, $9, $10, $5, $11, $12)
                    ON CONFLICT (request_key) DO NOTHING
                    RETURNING request_id""",
                 uuid.UUID(new.request_id),
@@ -107,6 +109,7 @@ class RequestStore:
                 new.public_key,
                 new.wrapped_private_key,
                 list(new.subject_digests),
+                new.trace_context,
             )
             if row is None:
                 existing = await conn.fetchrow(
@@ -134,6 +137,16 @@ class RequestStore:
             "SELECT count(*) FROM requests WHERE subject_digests && $1 AND received_at >= $2", list(digests), since
         )
         return int(count)
+
+    async def counts_by_state(self, now: datetime) -> tuple[dict[RequestState, int], int]:
+        """How many requests are in each state, and how many are overdue (not ready past due)."""
+        rows = await self._pool.fetch(
+            "SELECT state, count(*) AS n, count(*) FILTER (WHERE due_at < $1) AS overdue FROM requests GROUP BY state",
+            now,
+        )
+        counts = {RequestState(r["state"]): int(r["n"]) for r in rows}
+        overdue = sum(int(r["overdue"]) for r in rows if r["state"] in ("collecting", "assembling"))
+        return counts, overdue
 
     # Retention --------------------------------------------------------------------------------
 
@@ -209,7 +222,7 @@ class RequestStore:
     async def secrets(self, request_id: str) -> RequestSecrets:
         row = await self._pool.fetchrow(
             "SELECT request_id, kind, state, recipient, sealed_identifiers, public_key, wrapped_private_key,"
-            " archive_version FROM requests WHERE request_id = $1",
+            " archive_version, trace_context FROM requests WHERE request_id = $1",
             _uuid(request_id),
         )
         if row is None:
@@ -223,6 +236,7 @@ class RequestStore:
             public_key=bytes(row["public_key"]),
             wrapped_private_key=_bytes(row["wrapped_private_key"]),
             archive_version=row["archive_version"],
+            trace_context=row["trace_context"],
         )
 
     async def system_rows(self, request_id: str) -> list[SystemRow]:

@@ -18,7 +18,6 @@ from dsar_common.topics import Topics
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SYSTEMS = ("policy", "claims", "crm", "recruitment", "analytics")
 # Settings the manifests expect that the service does not have yet (deploy/README.md, "Health").
-PROPOSED = frozenset({"DSAR_HEALTH_LISTEN"})
 SAMPLE_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # 32 bytes, base64
 
 
@@ -61,12 +60,11 @@ def manifest_setting_names() -> set[str]:
     return names
 
 
-def test_every_setting_the_manifests_set_is_a_setting_or_a_proposed_one() -> None:
+def test_every_setting_the_manifests_set_is_a_setting() -> None:
     known = {f"DSAR_{name.upper()}" for name in Settings.from_values({}).__dataclass_fields__ if name != "kafka"}
     known |= {f"DSAR_KAFKA_{name.upper()}" for name in Settings.from_values({}).kafka.__dataclass_fields__}
     names = manifest_setting_names()
-    assert names - known - PROPOSED == set()
-    assert PROPOSED & known == set(), "a proposed setting exists now: drop it from PROPOSED and the README"
+    assert names - known == set()
 
 
 @pytest.mark.parametrize("name", sorted(dsar_compose_services()))
