@@ -7,6 +7,7 @@
     dsar status ID | list | watch ID | download ID -o FILE | systems
     dsar cancel ID | retry ID SYSTEM | extend ID --months N --reason TEXT
     dsar demo                              all of the above on the embedded stack, in one command
+    dsar archive verify FILE --identity KEYFILE   decrypt an archive, check its hashes and schemas
 
 This module only parses arguments, builds the Settings (it is the one caller of `Settings.load()`)
 and runs a coroutine; the work is done in dsar_service.client, dsar_service.demo, and the modules
@@ -229,6 +230,20 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return await run_demo(settings, options, sys.stdout, reload_settings=lambda: load_settings(args))
 
 
+async def _archive_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Offline: needs no service. Decrypts with pyrage (the dev extra) or the age command-line tool."""
+    from dsar_service.archive import VerifyError, verify_archive
+
+    try:
+        report = await asyncio.to_thread(verify_archive, Path(args.file), Path(args.identity))
+    except (VerifyError, OSError) as error:
+        print(f"dsar: {_one_line(error) if isinstance(error, OSError) else error}", file=sys.stderr)
+        return EXIT_FAILED
+    for line in report.lines():
+        print(line)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -325,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-stack", action="store_true", help="leave the stack running afterwards")
     demo.add_argument("--postgres", default="auto", help=POSTGRES_HELP)
     demo.set_defaults(handler=_demo)
+
+    archive = commands.add_parser("archive", help="work on a downloaded archive (offline)")
+    archive_commands = archive.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
+    verify = archive_commands.add_parser(
+        "verify", help="decrypt an archive, check every hash and validate every data file against its schema"
+    )
+    verify.add_argument("file", help="the encrypted archive (.age)")
+    verify.add_argument("--identity", required=True, help="the age identity file (or SSH private key) to decrypt with")
+    verify.set_defaults(handler=_archive_verify)
     return parser
 
 

@@ -70,6 +70,9 @@ table { border-collapse: collapse; width: 100%; margin: .5rem 0 1rem; font-size:
 th, td { text-align: left; vertical-align: top; padding: .35rem .5rem; border-bottom: 1px solid #d9dee6; }
 th { background: #eef2f7; font-weight: 600; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.files { white-space: nowrap; }
+td.keys { font-size: .85rem; }
+td.keys code { white-space: nowrap; }
 code { font: .88em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f2f4f7;
        padding: 0 .2em; border-radius: 3px; }
 .box { border-left: 4px solid #17324d; background: #f4f7fb; padding: .6rem 1rem; margin: 1rem 0; }
@@ -112,6 +115,10 @@ def _h2(anchor: str, english: str, french: str) -> str:
 
 def _list(items: Iterable[str]) -> str:
     return "<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>"
+
+
+def _codes(values: Iterable[str]) -> str:
+    return ", ".join(f"<code>{_e(value)}</code>" for value in values)
 
 
 def _link(path: str, text: str) -> str:
@@ -272,7 +279,7 @@ class _Page:
         )
         return (
             f"<tr><td><strong>{_e(d.title)}</strong> <code>{_e(d.name)}</code>{note}</td>"
-            f'<td class="n">{d.records:,}</td><td>{files}</td></tr>'
+            f'<td class="n">{d.records:,}</td><td class="files">{files}</td></tr>'
         )
 
     def portability(self) -> None:
@@ -309,9 +316,10 @@ class _Page:
             "(processing activity) your data in this archive is used for, here is what GDPR article 15(1) and "
             "15(2) entitle you to know.</p>"
         )
-        activities = [*self.report.activities]
-        if "rights_management" in self.register.activities and "rights_management" not in activities:
-            activities.append("rights_management")
+        used = {*self.report.activities, "rights_management"}
+        order = list(self.register.activities)
+        # The register's order (the policy's), then any activity it does not describe.
+        activities = [a for a in order if a in used] + sorted(used - set(order) - {"rights_management"})
         for activity_id in activities:
             activity = self.register.activities.get(activity_id)
             if activity is None:
@@ -332,8 +340,8 @@ class _Page:
                 + ", ".join(f"{_e(d.title)} ({_e(d.system)})" for d in files)
                 + ".</p>"
             )
-        self.add("<h4>Purposes and legal basis <span class='muted'>(art. 15(1)(a))</span></h4>", _list(a.purposes))
-        self.add(_list(f"{b.text} (GDPR article {b.article})" for b in a.legal_bases))
+        self.add("<h4>Purposes <span class='muted'>(art. 15(1)(a))</span></h4>", _list(a.purposes))
+        self.add("<h4>Legal basis</h4>", _list(f"{b.text} (GDPR article {b.article})" for b in a.legal_bases))
         self.add("<h4>Categories of data <span class='muted'>(art. 15(1)(b))</span></h4>", _list(a.categories))
         self.add("<h4>Recipients <span class='muted'>(art. 15(1)(c))</span></h4>", _list(a.recipients))
         if a.transfers_outside_eea:
@@ -378,16 +386,19 @@ class _Page:
         if not r.redactions:
             self.add("<p>Nothing had to be removed.</p>")
             return
+        groups: dict[tuple[str, str, tuple[str, ...], str], list[str]] = {}
+        for x in r.redactions:
+            groups.setdefault((x.system, x.dataset, x.fields_removed, x.reason), []).append(x.record_key)
         rows = [
-            f"<tr><td>{_e(x.system)}</td><td>{_e(self.labels.dataset(x.system, x.dataset).title)} "
-            f"<code>{_e(x.dataset)}</code></td><td><code>{_e(x.record_key)}</code></td>"
-            f"<td>{_e(', '.join(x.fields_removed))}</td><td>{_e(x.reason)}</td></tr>"
-            for x in r.redactions
+            f"<tr><td>{_e(self.labels.dataset(system, dataset).title)}<br><span class='muted'>{_e(system)} "
+            f"<code>{_e(dataset)}</code></span></td><td>{_e(', '.join(removed))}</td><td>{_e(reason)}</td>"
+            f'<td class="n">{len(keys):,}</td><td class="keys">{_codes(keys)}</td></tr>'
+            for (system, dataset, removed, reason), keys in groups.items()
         ]
         self.add(
-            f"<p>{len(r.redactions):,} removal{'s' if len(r.redactions) != 1 else ''}:</p>"
-            "<table><thead><tr><th>System</th><th>Data</th><th>Record</th><th>Removed</th><th>Why</th>"
-            "</tr></thead><tbody>",
+            f"<p>{len(r.redactions):,} removal{'s' if len(r.redactions) != 1 else ''}, grouped by kind:</p>"
+            "<table><thead><tr><th>Data</th><th>Removed</th><th>Why</th><th class='n'>Records</th>"
+            "<th>Which records</th></tr></thead><tbody>",
             *rows,
             "</tbody></table>",
         )
