@@ -264,6 +264,7 @@ class Message:
     key: bytes = b"r1"
     topic: str = TOPICS.commands("demo")
     partition: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class FakeConsumer:

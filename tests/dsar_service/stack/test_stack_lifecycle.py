@@ -34,6 +34,7 @@ from dsar_service.stack import (
     stack_status,
     stack_up,
 )
+from dsar_service.stack._stack import service_database_for
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +123,9 @@ async def test_embedded_stack_up_status_second_up_and_down(tmp_path: Path) -> No
         assert await kafka_broker_ports(info.kafka_bootstrap) == [status.get(Component.KAFKA).port]
         assert await mongodb_ping(info.mongodb_url) == 1.0
         assert info.postgres_url.endswith(f":{status.get(Component.POSTGRES).port}")
-        assert {"dsar", "policy", "claims"} <= await databases_on(info.postgres_url)
+        service_database = info.database_url.rpartition("/")[2]
+        assert service_database.startswith("dsar_"), "one service database per stack"
+        assert {service_database, "policy", "claims"} <= await databases_on(info.postgres_url)
 
         again = await stack_up(state_dir, postgres="embedded")
 
@@ -153,7 +156,8 @@ async def test_settings_file_loads_and_keeps_its_keys_across_restarts(tmp_path: 
 
     assert mode == 0o600
     assert settings.kafka.bootstrap == info.kafka_bootstrap
-    assert settings.database_url == info.database_url == f"{info.postgres_url}/dsar"
+    expected = f"{info.postgres_url}/{service_database_for(settings.master_key)}"
+    assert settings.database_url == info.database_url == expected
     assert settings.source_postgres_url == info.postgres_url
     assert settings.source_mongodb_url == info.mongodb_url
     assert settings.listen == settings.server == info.grpc_address
