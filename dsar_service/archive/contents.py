@@ -80,6 +80,7 @@ class ArchiveBuilder:
         self._current: str | None = None
         self._csv: CsvEncoder | None = None
         self._csv_rows = 0
+        self.received = 0  # records the current (or last) system sent, before any filter
 
     # --- what portability covers -------------------------------------------------------------------
 
@@ -97,6 +98,7 @@ class ArchiveBuilder:
         if self._system is not None:
             raise RuntimeError("end_system() the previous system first")
         self._system = safe_name(system)
+        self.received = 0
         self._declared = {d.name: d for d in declared}
         self._shapes, self._order, self._current = {}, [], None
         if self.portability:
@@ -140,6 +142,7 @@ class ArchiveBuilder:
             return
         if self._switch(dataset):
             self._close_json()
+        self.received += 1
         shape = self._shape(dataset)
         row = shape.shape(fields)
         if row is None:

@@ -117,6 +117,11 @@ def _list(items: Iterable[str]) -> str:
     return "<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>"
 
 
+def _article(article: str) -> str:
+    """'15' -> 'GDPR article 15'; a reference to another law stays as it is."""
+    return f"GDPR article {article}" if article[:1].isdigit() else article
+
+
 def _codes(values: Iterable[str]) -> str:
     return ", ".join(f"<code>{_e(value)}</code>" for value in values)
 
@@ -261,6 +266,12 @@ class _Page:
             )
             if system.status != "completed":
                 self.add(f'<p class="bad">{_e(self._outcome(system))}</p>')
+                continue
+            if not system.datasets and self.report.portability and system.received:
+                self.add(
+                    "<p>What this system holds about you is not covered by the right to portability "
+                    '(see <a href="#portability">What portability covers</a>).</p>'
+                )
                 continue
             if not system.datasets:
                 self.add("<p>Nothing about you was found in this system.</p>")
@@ -414,7 +425,7 @@ class _Page:
             f"{_e(reg.supervisory_authority.url)}, or by post to {_e(reg.supervisory_authority.address)}.</p></div>"
         )
         rows = [
-            f"<tr><td><strong>{_e(right.name)}</strong><br><span class='muted'>article {_e(right.article)}"
+            f"<tr><td><strong>{_e(right.name)}</strong><br><span class='muted'>{_e(_article(right.article))}"
             f"</span></td><td>{_e(right.applies)}</td><td>{_e(right.how)}</td></tr>"
             for right in reg.rights
         ]

@@ -37,6 +37,7 @@ class SystemReport:
     error: str
     snapshot_at: datetime | None
     datasets: tuple[DatasetReport, ...] = ()
+    received: int = 0  # records the system sent, before the portability filter
 
     @property
     def records(self) -> int:

@@ -129,6 +129,7 @@ class Assembler:
                     error=progress.error,
                     snapshot_at=progress.ended_at,
                     datasets=exported,
+                    received=builder.received if progress.state is SystemState.COMPLETED else 0,
                 )
             )
         digest = builder.finish(_report(view, identifiers, systems, builder))

@@ -329,6 +329,9 @@ def test_portability_holds_only_what_article_20_covers(portability: Answer) -> N
     assert isinstance(insured, list) and insured
     assert "person_id" not in insured[0] and "email" in insured[0]
     assert "What portability covers" in portability.index
+    if "recruitment" in SYSTEMS:  # legitimate interest only: art. 20 does not cover it
+        assert not [n for n in names if n.startswith("data/recruitment/")]
+        assert "not covered by the right to portability" in portability.index
     assert portability.manifest["kind"] == "portability"
 
 

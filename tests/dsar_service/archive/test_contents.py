@@ -89,7 +89,8 @@ def _build(
         builder.end_json_pass()
         for dataset, fields in records:
             builder.csv_record(dataset, fields)
-        systems.append(SystemReport(system, "", "completed", 1, "", T0, builder.end_system()))
+        datasets = builder.end_system()
+        systems.append(SystemReport(system, "", "completed", 1, "", T0, datasets, builder.received))
     report = ArchiveReport(
         request_id="r-1", kind=kind, received_at=T0, generated_at=T0 + timedelta(days=2),
         due_at=T0 + timedelta(days=31 + (61 if extension else 0)), extension_reason=extension,
@@ -165,6 +166,7 @@ def test_portability_keeps_only_what_article_20_covers(age_key: AgeKey, age_decr
     assert manifest["portability"] == {"not_covered_activities": ["recruitment"]}
     page = files.read("index.html").decode()
     assert "What portability covers" in page and "Recruitment management" in page
+    assert "What this system holds about you is not covered by the right to portability" in page
     assert verify_zip(_bytes(files)).ok
 
 
