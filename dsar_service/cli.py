@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsar.v1 import dsar_pb2
+from dsar_common.observability import configure_logging, configure_tracing
 from dsar_common.settings import Settings, SettingsError
 from dsar_service.client import (
     KINDS,
@@ -115,8 +116,36 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _connectors_run(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.runtime import run_connectors
 
+    configure_tracing("dsar-connectors", settings.trace_export)
     await run_connectors(settings, args.system or None)
     return EXIT_OK
+
+
+async def _connectors_new(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a working skeleton of a new connector, and its conformance test."""
+    from connectors.scaffold import entry_point, write_connector_skeleton
+
+    try:
+        paths = write_connector_skeleton(args.name, Path(args.dir), args.store, tests=Path(args.tests))
+    except (ValueError, FileExistsError) as error:
+        raise UsageError(str(error)) from error
+    for path in paths:
+        print(f"wrote {path}")
+    print('register it in pyproject.toml under [project.entry-points."dsar.connectors"]:')
+    print(f"  {entry_point(args.name, Path(args.dir))}")
+    return EXIT_OK
+
+
+async def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Recompute the audit trail's hash chain in the service database."""
+    from dsar_service.store import AuditLog, open_pool
+
+    async with open_pool(settings.database_url, min_size=1, max_size=1) as pool:
+        report = await AuditLog(pool).verify()
+    print(f"audit trail: {report.entries} entries, {'intact' if report.intact else 'TAMPERED'}")
+    for problem in report.problems:
+        print(f"  {problem}")
+    return EXIT_OK if report.intact else EXIT_FAILED
 
 
 def submit_request_from_args(args: argparse.Namespace) -> dsar_pb2.SubmitRequest:
@@ -270,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     connectors = commands.add_parser("connectors", help="run the connectors of the source systems")
     connector_commands = connectors.add_subparsers(dest="connectors_command", required=True, metavar="ACTION")
+    new = connector_commands.add_parser("new", help="write a skeleton of a new connector and its conformance test")
+    new.add_argument("name", help="the system's name: lower-case letters, digits and _")
+    new.add_argument("--store", choices=("postgresql", "mongodb"), default="postgresql")
+    new.add_argument("--dir", default="connectors", help="where the connector goes (default: connectors)")
+    new.add_argument("--tests", default="tests/connectors", help="where its test goes (default: tests/connectors)")
+    new.set_defaults(handler=_connectors_new)
     run = connector_commands.add_parser("run", help="run the installed connectors until stopped")
     run.add_argument("--system", action="append", default=[], help="only this system (repeatable)")
     run.set_defaults(handler=_connectors_run, daemon=True)
@@ -349,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("file", help="the encrypted archive (.age)")
     verify.add_argument("--identity", required=True, help="the age identity file (or SSH private key) to decrypt with")
     verify.set_defaults(handler=_archive_verify)
+
+    audit = commands.add_parser("audit", help="the audit trail of the service")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_verify = audit_commands.add_parser("verify", help="check that no audit entry was edited or deleted")
+    audit_verify.set_defaults(handler=_audit_verify)
     return parser
 
 
@@ -396,16 +436,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     daemon = getattr(args, "daemon", False)
     default_level = "INFO" if daemon or args.command == "demo" else "WARNING"
-    logging.basicConfig(
-        level=(args.log_level or default_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     try:
         settings = load_settings(args)
     except SettingsError as error:
         print(f"dsar: {error}", file=sys.stderr)
         return EXIT_USAGE
+    # Daemons log JSON lines (request id, system, trace id) unless told otherwise; commands, text.
+    configure_logging(
+        args.log_level or default_level, json_lines=daemon and settings.log_format == "json", stream=sys.stderr
+    )
     handler: Handler = args.handler
     try:
         return _run(handler(args, settings), daemon=daemon)

@@ -17,10 +17,12 @@ Personal data is only written to <state>/demo/ (owner-only files); nothing of it
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ from dsar_service.client import (
     summarize_archive,
     summary_lines,
 )
+from dsar_service.stack._net import free_port
 
 # How long the service and the connectors may take to come up and announce themselves.
 STARTUP_SECONDS = 90.0
@@ -145,12 +148,42 @@ async def _run_job(
     with narrator.step("creating the source systems and loading the demo population"):
         subject, rows = await _fill_sources(settings, seed)
     narrator.say(f"  {rows:,} rows in policy, claims (PostgreSQL), crm, recruitment, analytics (MongoDB)")
-    children = await cleanup.enter_async_context(_children(settings, state_dir, narrator))
+    _make_private_folder(demo_dir)
+    traces = demo_dir / "traces.jsonl"
+    traces.unlink(missing_ok=True)
+    metrics_address = f"127.0.0.1:{free_port()}"
+    observability = {"DSAR_TRACE_EXPORT": str(traces), "DSAR_METRICS_LISTEN": metrics_address}
+    children = await cleanup.enter_async_context(_children(settings, state_dir, narrator, observability))
     async with DsarClient.connect(settings) as client:
         with narrator.step("waiting for the service and every connector to announce itself"):
             systems = await _wait_for_systems(client, children, _installed_connectors())
         narrator.say(f"  connectors: {', '.join(systems)}")
-        return await _while_alive(children, _request_archive(client, subject, systems, demo_dir, narrator))
+        done = await _while_alive(children, _request_archive(client, subject, systems, demo_dir, narrator))
+    await _show_observability(demo_dir, traces, metrics_address, narrator)
+    return done
+
+
+async def _show_observability(demo_dir: Path, traces: Path, metrics_address: str, narrator: _Narrator) -> None:
+    """Save the service's /metrics, and say what the request's trace holds."""
+    for line in await asyncio.to_thread(_observability_lines, demo_dir, traces, metrics_address):
+        narrator.say(line)
+
+
+def _observability_lines(demo_dir: Path, traces: Path, metrics_address: str) -> list[str]:
+    with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    (demo_dir / "metrics.txt").write_text(metrics)
+    systems = sorted(
+        line.split('system="', 1)[1].split('"', 1)[0]
+        for line in metrics.splitlines()
+        if line.startswith("dsar_system_duration_seconds_count")
+    )
+    spans = [json.loads(line) for line in traces.read_text().splitlines() if line.strip()] if traces.exists() else []
+    names = sorted({span["name"] for span in spans})
+    return [
+        f"metrics    {demo_dir / 'metrics.txt'} (duration histograms for {', '.join(systems) or 'no system'})",
+        f"traces     {traces} ({len(spans)} spans: {', '.join(names)})",
+    ]
 
 
 async def _request_archive(
@@ -270,9 +303,11 @@ def _tail(log: Path, lines: int = 1) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _children(settings: Settings, state_dir: Path, narrator: _Narrator) -> AsyncIterator[list[_Child]]:
+async def _children(
+    settings: Settings, state_dir: Path, narrator: _Narrator, extra_env: dict[str, str]
+) -> AsyncIterator[list[_Child]]:
     """Start `dsar serve` and `dsar connectors run`; stop them (connectors first) on the way out."""
-    environ = {**os.environ, "DSAR_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    environ = {**os.environ, "DSAR_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1", **extra_env}
     children: list[_Child] = []
     try:
         for name, argv in (("service", ["serve"]), ("connectors", ["connectors", "run"])):

@@ -15,7 +15,7 @@ from typing import Protocol
 from opentelemetry import trace
 
 from connectors.sdk.identifiers import Identifier
-from dsar_common.observability import context_from_traceparent, tracer
+from dsar_common.observability import context_from_traceparent, log_fields, tracer
 from dsar_common.sealing import SealError, discovered_binding, open_sealed, query_binding, seal
 from dsar_common.settings import Settings
 from dsar_service.bus import (
@@ -206,14 +206,15 @@ class Collector:
         misconfigured, or another stack's database): it is left alone, for a replica that can.
         """
         try:
-            yield
+            with log_fields(request_id=request_id):
+                yield
         except UnwrapError:
             log.error("request=%s: its secrets do not open with this service's master key; skipped", request_id)
         except NotFound:
             log.info("request=%s is gone (purged or never existed); its message is dropped", request_id)
 
     async def on_result(self, event: ResultEvent) -> None:
-        with self._isolated(event.request_id):
+        with self._isolated(event.request_id), log_fields(system=event.system):
             await self._on_result(event)
 
     async def _on_result(self, event: ResultEvent) -> None:

@@ -104,6 +104,16 @@ class Deployment:
             await wait_for_systems(self.stub, {system}, STARTUP_SECONDS, children=[child])
         return child
 
+    async def start_connectors(self, systems: Iterable[str]) -> Child:
+        """One `dsar connectors run --system A --system B …` process for several systems."""
+        names = list(systems)
+        arguments = ["connectors", "run", *(a for name in names for a in ("--system", name))]
+        child = await start_dsar("connectors", arguments, child_environment(self.settings), self._log("connectors"))
+        self.children.append(child)
+        self.connectors.update(dict.fromkeys(names, child))
+        await wait_for_systems(self.stub, set(names), STARTUP_SECONDS, children=[child])
+        return child
+
     def check_alive(self) -> None:
         """Fail at once when the service or a current connector has died unexpectedly."""
         for child in [self.service, *self.connectors.values()]:
