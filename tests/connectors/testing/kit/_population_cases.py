@@ -33,6 +33,7 @@ SPOUSE = POPULATION.spouse
 NAMESAKE = POPULATION.namesake
 UNKNOWN_EMAIL = "nobody@example.invalid"
 INSERT_BATCH = 2_000
+"""Documents per `insert_many`: as fast as larger batches on SecantusDB, and little held in memory."""
 MONGO_STREAM_RECORDS = int(os.environ.get("DSAR_KIT_MONGO_RECORDS", "20000"))
 """`stream_records` for the MongoDB suites, instead of the kit's 100,000 (`DSAR_KIT_MONGO_RECORDS` to change).
 
@@ -43,7 +44,6 @@ span 20-40 round trips of the connectors' cursors. The memory ceiling still mean
 that size: 20,000 decoded documents alone take ~16 MiB for crm interactions and ~78 MiB for
 analytics visits, so a search that lists them before yielding goes over the 16 MiB ceiling. Against
 a real MongoDB (`DSAR_TEST_MONGODB_URL`), set `DSAR_KIT_MONGO_RECORDS=100000`."""
-"""Documents per `insert_many`: as fast as larger batches on SecantusDB, and little held in memory."""
 
 
 def full_name(last: str, first: str) -> str:
