@@ -27,6 +27,8 @@ from bson import ObjectId
 from connectors.sdk import Connector, Field, Ident, PermanentError, Query, Record, mongodb
 from connectors.sdk import Provenance as P
 
+BATCH = 200  # candidate files per round trip: a file with its CV text is a few KiB
+
 connector = Connector(
     "recruitment",
     store=mongodb("recruitment"),
@@ -65,7 +67,7 @@ async def subject_files(q: Query, db: Any, projection: Mapping[str, int]) -> Asy
     ]
     seen: set[ObjectId] = set()
     for lookup in lookups:
-        async for document in db.candidates.find(lookup, projection):
+        async for document in db.candidates.find(lookup, projection, batch_size=BATCH):
             if document["_id"] not in seen:
                 seen.add(document["_id"])
                 yield document

@@ -32,17 +32,10 @@ from bson import ObjectId
 from connectors import recruitment
 from connectors.sdk import Ident
 from connectors.testing.kit import ConformanceSuite, Expected, NegativeCase, SeededStore, SubjectCase
-from connectors.testing.kit._suite import Harness
 from connectors.testing.population import create_mongo_indexes, load_population
 
 pytestmark = pytest.mark.integration
 
-UNBATCHED = (
-    "connector bug: recruitment.subject_files calls candidates.find() without batch_size, so after the first"
-    " 101 files the driver fetches up to 16 MiB of files per round trip: 2,000 files (22,000 records) arrive in"
-    " one batch, peak 18.7 MiB, and are yielded without a suspension the kit could cancel at. Fix: pass"
-    " batch_size (e.g. 500, as crm does) in connectors/recruitment.py; both checks then pass (5.2 MiB peak)."
-)
 HEAVY_EMAIL = "heavy.candidate@example.org"
 APPLICATIONS_PER_FILE = 10
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -99,14 +92,6 @@ class TestRecruitmentConformance(ConformanceSuite):
     async def seed(self, store: SeededStore) -> None:
         async with mongo_database(store) as db:
             await load_population(POPULATION, {}, {"recruitment": db})
-
-    @pytest.mark.xfail(strict=True, reason=UNBATCHED)
-    def test_records_stream_in_bounded_memory(self, conformance: Harness) -> None:
-        super().test_records_stream_in_bounded_memory(conformance)
-
-    @pytest.mark.xfail(strict=True, reason=UNBATCHED)
-    def test_cancellation_stops_the_search_promptly(self, conformance: Harness) -> None:
-        super().test_cancellation_stops_the_search_promptly(conformance)
 
     async def seed_many(self, store: SeededStore, n: int) -> SubjectCase:
         """`n` applications in `n / 10` files under one e-mail: a file holds its applications in one
