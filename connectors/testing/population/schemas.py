@@ -236,9 +236,9 @@ MONGO_INDEXES: dict[str, tuple[MongoIndex, ...]] = {
         MongoIndex("contacts", ("person_id",)),
         MongoIndex("contacts", ("policy_numbers",)),
         MongoIndex("contacts", ("last_name", "first_name", "birth_date")),
-        MongoIndex("interactions", ("contact_id",)),
-        MongoIndex("complaints", ("contact_id",)),
-        MongoIndex("quotes", ("contact_id",)),
+        MongoIndex("interactions", ("contact_id", "occurred_at")),
+        MongoIndex("complaints", ("contact_id", "opened_at")),
+        MongoIndex("quotes", ("contact_id", "requested_at")),
     ),
     "recruitment": (
         MongoIndex("candidates", ("email",)),
