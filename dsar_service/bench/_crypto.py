@@ -5,7 +5,8 @@ rows as JSON), each stage alone, in this process, single-threaded:
 
     seal        HPKE seal of 1 MiB chunks (what a connector does to each ResultChunk)
     open        HPKE open of the same chunks (what the service does to each, twice: JSON, then CSV)
-    zip         ZipStream, deflate level 6, the files written in 64 KiB pieces (no encryption)
+    zip         ZipStream, deflate level 6 (the writer's), the files written in 64 KiB pieces, no encryption
+    zip-1       the same at deflate level 1: what a faster level would save (its output size is shown)
     age         AgeEncryptor over the ZIP's bytes
     writer      ArchiveWriter: zip and age together, as the assembler drives it
 
@@ -128,15 +129,21 @@ def measure(payload: Payload, recipient_text: str, repeat: int = 2) -> list[Stag
         ("seal", len(plaintext), sealing),
         ("open", len(plaintext), opening),
         ("zip", len(plaintext), lambda: _zip(payload)),
+        ("zip-1", len(plaintext), lambda: _zip(payload, level=1)),
         ("age", len(zipped), age),
         ("writer", len(plaintext), writer),
     ]
     return [StageSpeed(name, size, _best(run, repeat)) for name, size, run in stages]
 
 
-def _zip(payload: Payload) -> bytes:
+def compressed_sizes(payload: Payload) -> dict[str, int]:
+    """The ZIP's size at deflate level 6 and 1."""
+    return {"zip": len(_zip(payload)), "zip-1": len(_zip(payload, level=1))}
+
+
+def _zip(payload: Payload, level: int = 6) -> bytes:
     out = bytearray()
-    stream = ZipStream(out.extend)
+    stream = ZipStream(out.extend, compresslevel=level)
     for name, data in payload.files:
         stream.start(name)
         for piece in _pieces(data):

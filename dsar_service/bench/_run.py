@@ -350,6 +350,7 @@ async def _crypto_phase(run: _Run) -> None:
             population = run.population or generate(run.options.seed, run.options.sizes.large)
             payload = await asyncio.to_thread(_crypto.population_payload, population, limit)
         speeds = await asyncio.to_thread(_crypto.measure, payload, run.identity.recipient)
+        zipped = await asyncio.to_thread(_crypto.compressed_sizes, payload)
     run.narrator.say(f"  on {payload.origin}")
     reference = speeds[0]
     run.table.add("crypto", reference.stage, rate(reference.bytes_per_second / 1e6, "MB/s"), reference="(reference)")
@@ -357,4 +358,5 @@ async def _crypto_phase(run: _Run) -> None:
         # Seconds per byte against SHA-256's: how many times slower than hashing the same bytes.
         slower = ratio_of(speed.seconds / speed.size, reference.seconds / reference.size) if speed.size else None
         value = rate(speed.bytes_per_second / 1e6, "MB/s")
-        run.table.add("crypto", speed.stage, value, reference=f"{mebibytes(speed.size)} in", ratio=slower)
+        out = f" → {mebibytes(zipped[speed.stage])}" if speed.stage in zipped else ""
+        run.table.add("crypto", speed.stage, value, reference=f"{mebibytes(speed.size)} in{out}", ratio=slower)
