@@ -5,7 +5,7 @@ after system_timeout_seconds"); progress pushes it back. But the QueryCommand's 
 which the connector abandons its search, is set to dispatch time + system_timeout_seconds: a
 search longer than that fails ("deadline passed") however steadily it reports progress, on
 every attempt. The table the policy search reads first is locked for longer than
-max_attempts × the timeout, then released: the search should then complete.
+max_attempts times the timeout, then released: the search should then complete.
 """
 
 import asyncio
