@@ -136,6 +136,18 @@ async def _connectors_new(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+async def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from dsar_service.bench import BenchOptions, run_bench
+
+    options = BenchOptions(
+        quick=args.quick,
+        only=args.only,
+        postgres=args.postgres,
+        profile_dir=Path(args.profile) if args.profile else None,
+    )
+    return await run_bench(options, sys.stdout)
+
+
 async def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     """Recompute the audit trail's hash chain in the service database."""
     from dsar_service.store import AuditLog, open_pool
@@ -384,6 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("file", help="the encrypted archive (.age)")
     verify.add_argument("--identity", required=True, help="the age identity file (or SSH private key) to decrypt with")
     verify.set_defaults(handler=_archive_verify)
+
+    bench = commands.add_parser("bench", help="speed and memory at scale, on a stack of its own (~5-10 min)")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes, under a minute: checks the bench runs")
+    bench.add_argument("--only", choices=["large", "tenth", "many", "crypto"], help="run one scenario")
+    bench.add_argument("--postgres", default="embedded", help=POSTGRES_HELP)
+    bench.add_argument("--profile", metavar="DIR", help="py-spy profiles of the service and connectors (needs py-spy)")
+    bench.set_defaults(handler=_bench)
 
     audit = commands.add_parser("audit", help="the audit trail of the service")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

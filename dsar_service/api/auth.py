@@ -95,8 +95,7 @@ class Authorizer:
         caller = caller_of(context, self._insecure)
         if role is not None and not self._policy.allows(caller, role):
             raise PermissionDenied(f"caller {caller or '(unidentified)'} may not {role.value}")
-        token = current_caller.set(caller)
-        try:
-            yield
-        finally:
-            current_caller.reset(token)
+        # Each call runs in a context of its own: no reset (a cancelled stream would reset it from
+        # another context, which contextvars refuse).
+        current_caller.set(caller)
+        yield

@@ -34,6 +34,9 @@ from dsar_service.model import DatasetInfo, Kind, RequestView, SystemInfo, Syste
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.store import RequestStore
 
+# Deflate level 1: twice the speed of level 6 for archives about 1.3 times larger (dsar bench, crypto).
+COMPRESS_LEVEL = 1
+
 log = logging.getLogger(__name__)
 
 ARCHIVE_CHUNK_BYTES = 1024 * 1024
@@ -84,7 +87,7 @@ class Assembler:
         catalog = {info.name: info for info in await self._store.systems(datetime.now(UTC))}
 
         sink = _ChunkSink(bytearray())
-        writer = ArchiveWriter([parse_recipient(secrets.recipient)], sink)
+        writer = ArchiveWriter([parse_recipient(secrets.recipient)], sink, compresslevel=COMPRESS_LEVEL)
         builder = ArchiveBuilder(writer, portability=view.kind is Kind.PORTABILITY)
         sequence = 0
 

@@ -8,6 +8,7 @@ re-dispatched after `system_timeout_seconds` of silence, up to `max_attempts`, t
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -42,6 +43,7 @@ _TRACER = tracer(__name__)
 
 Clock = Callable[[], datetime]
 
+SYSTEMS_CACHE_SECONDS = 1.0
 NOTHING_TO_SEARCH_BY = "not searched: none of the subject's known identifiers is one this system searches by"
 
 
@@ -90,9 +92,14 @@ class Collector:
         self._on_collected = on_collected
         self._clock = clock
         self._command_topics: set[str] = set()
+        self._systems: tuple[float, dict[str, SystemInfo]] | None = None
 
     async def known_systems(self) -> dict[str, SystemInfo]:
-        return {info.name: info for info in await self._store.systems(self._clock())}
+        """The systems whose connectors announced themselves, read at most once a second."""
+        now = time.monotonic()
+        if self._systems is None or now - self._systems[0] > SYSTEMS_CACHE_SECONDS:
+            self._systems = (now, {info.name: info for info in await self._store.systems(self._clock())})
+        return self._systems[1]
 
     # Dispatch ---------------------------------------------------------------------------------
 
@@ -316,6 +323,8 @@ class Collector:
             beat.datasets,
             beat.description,
         )
+        if self._systems is not None and beat.system not in self._systems[1]:
+            self._systems = None  # a new system: see it at once
 
     async def send_cancel(self, request_id: str, system: str) -> None:
         await self._bus.send_cancel(request_id, system)

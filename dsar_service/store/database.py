@@ -46,12 +46,18 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset on release (a round trip each time): the service's connections keep no
+    session state (transactions are closed by their blocks, locks are transaction locks, and LISTEN
+    lives on the change feed's own connection)."""
+
+
 @contextlib.asynccontextmanager
 async def open_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> AsyncIterator[asyncpg.Pool]:
     """A migrated connection pool, closed on exit."""
     await create_database_if_missing(dsn)
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
     except (OSError, asyncpg.PostgresError) as error:
         raise Unavailable(f"PostgreSQL cannot be reached: {type(error).__name__}") from error
     assert pool is not None

@@ -604,11 +604,20 @@ class RequestStore:
             """INSERT INTO systems (name, public_key, key_id, connector_version, accepts, discovers,
                    interval_seconds, last_heartbeat, instances, catalog, description)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, jsonb_build_object($9::text, $8::timestamptz), $10, $11)
-               ON CONFLICT (name) DO UPDATE SET public_key = $2, key_id = $3, connector_version = $4,
-                   accepts = $5, discovers = $6, interval_seconds = $7,
+               ON CONFLICT (name) DO UPDATE SET
                    last_heartbeat = GREATEST(systems.last_heartbeat, $8),
                    instances = systems.instances || jsonb_build_object($9::text, $8::timestamptz),
-                   catalog = $10, description = $11""",
+                   -- an older heartbeat (replayed from the topic) never brings back an older key
+                   public_key = CASE WHEN $8 >= systems.last_heartbeat THEN $2 ELSE systems.public_key END,
+                   key_id = CASE WHEN $8 >= systems.last_heartbeat THEN $3 ELSE systems.key_id END,
+                   connector_version = CASE WHEN $8 >= systems.last_heartbeat THEN $4
+                                            ELSE systems.connector_version END,
+                   accepts = CASE WHEN $8 >= systems.last_heartbeat THEN $5 ELSE systems.accepts END,
+                   discovers = CASE WHEN $8 >= systems.last_heartbeat THEN $6 ELSE systems.discovers END,
+                   interval_seconds = CASE WHEN $8 >= systems.last_heartbeat THEN $7
+                                           ELSE systems.interval_seconds END,
+                   catalog = CASE WHEN $8 >= systems.last_heartbeat THEN $10 ELSE systems.catalog END,
+                   description = CASE WHEN $8 >= systems.last_heartbeat THEN $11 ELSE systems.description END""",
             name, public_key, key_id, connector_version, list(accepts), list(discovers),
             interval_seconds, sent_at, instance_id, catalog, description,
         )  # fmt: skip
