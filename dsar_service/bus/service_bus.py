@@ -8,6 +8,8 @@ cannot be decoded goes to the dead-letter topic, as it came, and the consumer ke
 import asyncio
 import contextlib
 import logging
+import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
@@ -115,11 +117,11 @@ class ServiceBus:
 
         async def on_record(record: ConsumerRecord) -> None:
             try:
-                beat = bus_pb2.Heartbeat.FromString(record.value)
-            except DecodeError:
-                await self._dead_letter(record, "undecodable heartbeat")
+                beat = _heartbeat(bus_pb2.Heartbeat.FromString(record.value))
+            except (DecodeError, ValueError) as error:
+                await self._dead_letter(record, f"unusable heartbeat: {error}")
                 return
-            await handle(_heartbeat(beat))
+            await handle(beat)
 
         await self._consume(consumer, on_record, commit=False)
 
@@ -202,27 +204,63 @@ def kind_to_bus(kind: str) -> int:
     return _KINDS[kind]
 
 
+INT4 = 2**31 - 1
+INT8 = 2**63 - 1
+_SYSTEM = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _place(request_id: str, system: str, attempt: int) -> tuple[str, str, int]:
+    """A result's request, system and attempt, refused unless the database can hold them as they are.
+
+    A message that passes protobuf decoding but carries values out of range would otherwise fail
+    in the database on every delivery and block its partition: it goes to the dead letters instead.
+    """
+    try:
+        uuid.UUID(request_id)
+    except ValueError:
+        raise ValueError("request_id is not a UUID") from None
+    if not _SYSTEM.fullmatch(system):
+        raise ValueError("system is not a system name")
+    if not 1 <= attempt <= INT4:
+        raise ValueError("attempt is out of range")
+    return request_id, system, attempt
+
+
+def _count(value: int, limit: int = INT8) -> int:
+    if not 0 <= value <= limit:
+        raise ValueError("a count is out of range")
+    return value
+
+
+def _text(value: str, limit: int) -> str:
+    """Text the database accepts (no NUL), at most `limit` characters."""
+    return value.replace("\x00", "")[:limit]
+
+
 def _result_event(message: bus_pb2.ResultEvent) -> ResultEvent:
     which = message.WhichOneof("event")
     if which == "chunk":
         c = message.chunk
-        return ChunkReceived(c.request_id, c.system, c.attempt, c.sequence, c.record_count, c.sealed_records)
+        return ChunkReceived(
+            *_place(c.request_id, c.system, c.attempt),
+            _count(c.sequence),
+            _count(c.record_count, INT4),
+            c.sealed_records,
+        )
     if which == "progress":
         p = message.progress
-        return ProgressReported(p.request_id, p.system, p.attempt, p.records, p.bytes)
+        return ProgressReported(*_place(p.request_id, p.system, p.attempt), _count(p.records), _count(p.bytes))
     if which == "completion":
         d = message.completion
         if d.status not in _OUTCOMES:
             raise ValueError("completion without a status")
         return AttemptEnded(
-            d.request_id,
-            d.system,
-            d.attempt,
+            *_place(d.request_id, d.system, d.attempt),
             _OUTCOMES[d.status],
-            d.chunk_count,
-            d.record_count,
-            d.byte_count,
-            d.error,
+            _count(d.chunk_count),
+            _count(d.record_count),
+            _count(d.byte_count),
+            _text(d.error, 2000),
             d.retryable,
             d.sealed_discovered,
         )
@@ -231,35 +269,41 @@ def _result_event(message: bus_pb2.ResultEvent) -> ResultEvent:
 
 def _heartbeat(beat: bus_pb2.Heartbeat) -> HeartbeatReceived:
     sent_at = beat.sent_at.ToDatetime(tzinfo=UTC) if beat.HasField("sent_at") else datetime.now(UTC)
+    if not _SYSTEM.fullmatch(beat.system):
+        raise ValueError("system is not a system name")
+    if len(beat.public_key) != 32:
+        raise ValueError("public_key is not an X25519 key")
+    if not 1 <= beat.interval_seconds <= 3600:
+        raise ValueError("interval_seconds is out of range")
     return HeartbeatReceived(
         system=beat.system,
-        instance_id=beat.instance_id,
-        connector_version=beat.connector_version,
+        instance_id=_text(beat.instance_id, 128),
+        connector_version=_text(beat.connector_version, 64),
         public_key=beat.public_key,
-        key_id=beat.key_id,
+        key_id=_text(beat.key_id, 64),
         sent_at=sent_at,
         accepts=tuple(bus_pb2.IdentifierKind.Name(k).removeprefix("IDENTIFIER_KIND_").lower() for k in beat.accepts),
         discovers=tuple(
             bus_pb2.IdentifierKind.Name(k).removeprefix("IDENTIFIER_KIND_").lower() for k in beat.discovers
         ),
-        interval_seconds=beat.interval_seconds or 5,
+        interval_seconds=beat.interval_seconds,
         datasets=tuple(
             DatasetInfo(
-                name=d.name,
-                activity=d.activity,
-                description=d.description,
+                name=_text(d.name, 64),
+                activity=_text(d.activity, 64),
+                description=_text(d.description, 2000),
                 key_fields=tuple(d.key_fields),
                 fields=tuple(
                     FieldInfo(
-                        f.name,
+                        _text(f.name, 64),
                         bus_pb2.Provenance.Name(f.provenance).removeprefix("PROVENANCE_").lower(),
-                        f.activity or d.activity,
-                        f.description,
+                        _text(f.activity or d.activity, 64),
+                        _text(f.description, 2000),
                     )
                     for f in d.fields
                 ),
             )
             for d in beat.datasets
         ),
-        description=beat.description,
+        description=_text(beat.description, 2000),
     )
