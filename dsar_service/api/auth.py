@@ -9,7 +9,8 @@ The policy is a TOML file naming callers by their certificate's common name:
     roles = ["submit", "read", "download", "admin"]
 
 Roles: `submit` (Submit), `read` (Get, List, Watch, ListSystems), `download` (DownloadArchive),
-`admin` (Cancel, RetrySystem, ExtendDeadline). Health checking and reflection need no role.
+`admin` (Cancel, RetrySystem, ExtendDeadline). Health checking and reflection need no role; any
+other method is refused (deny by default: a method added later is closed until given a role).
 In insecure mode (loopback only, for development) the one caller is `local-developer`, with
 every role.
 """
@@ -46,6 +47,8 @@ RPC_ROLES: Mapping[str, Role] = {
     _SERVICE + "RetrySystem": Role.ADMIN,
     _SERVICE + "ExtendDeadline": Role.ADMIN,
 }
+# Open to every caller that passed TLS: health checking and server reflection (no data).
+OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/")
 LOCAL_DEVELOPER = "local-developer"
 
 current_caller: contextvars.ContextVar[str] = contextvars.ContextVar("current_caller", default="")
@@ -91,8 +94,10 @@ class Authorizer:
 
     @contextlib.asynccontextmanager
     async def __call__(self, method: str, context: Context) -> AsyncIterator[None]:
-        role = RPC_ROLES.get(method)
         caller = caller_of(context, self._insecure)
+        role = RPC_ROLES.get(method)
+        if role is None and not method.startswith(OPEN_SERVICES):
+            raise PermissionDenied(f"{method} is not a method callers may use")  # deny by default
         if role is not None and not self._policy.allows(caller, role):
             raise PermissionDenied(f"caller {caller or '(unidentified)'} may not {role.value}")
         # Each call runs in a context of its own: no reset (a cancelled stream would reset it from

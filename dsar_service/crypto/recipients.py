@@ -123,6 +123,10 @@ class SshEd25519Recipient(Recipient):
     def __repr__(self) -> str:
         return f"SshEd25519Recipient(tag={_ssh.tag(self.wire).hex()})"
 
+    def __str__(self) -> str:
+        """The key in OpenSSH's form, without the comment (which is often an e-mail address)."""
+        return f"ssh-ed25519 {base64.b64encode(self.wire).decode()}"
+
     def wrap(self, file_key: bytes) -> Stanza:
         ephemeral = X25519PrivateKey.generate()
         share = ephemeral.public_key().public_bytes_raw()
@@ -142,6 +146,10 @@ class SshRsaRecipient(Recipient):
 
     def __repr__(self) -> str:
         return f"SshRsaRecipient(tag={_ssh.tag(self.wire).hex()}, bits={self.public_key.key_size})"
+
+    def __str__(self) -> str:
+        """The key in OpenSSH's form, without the comment (which is often an e-mail address)."""
+        return f"ssh-rsa {base64.b64encode(self.wire).decode()}"
 
     def wrap(self, file_key: bytes) -> Stanza:
         return Stanza(self.kind, (_b64(_ssh.tag(self.wire)),), self.public_key.encrypt(file_key, _OAEP))

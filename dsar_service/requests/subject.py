@@ -20,6 +20,7 @@ from dsar_service.model import Kind, Submission
 
 MAX_VALUES_PER_IDENTIFIER = 10
 MAX_SYSTEMS = 32
+MAX_RECIPIENT_CHARACTERS = 4096  # a 16384-bit RSA key in OpenSSH's form fits
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
 _POLICY_NUMBER = re.compile(r"^[A-Z0-9][A-Z0-9/-]{2,31}$")
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
@@ -51,18 +52,21 @@ class RawSubmission:
 
 def normalise_email(value: str) -> str:
     email = value.strip().casefold()
-    if len(email) > 254 or not _EMAIL.match(email):
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
         raise ValueError("is not an e-mail address")
     return email
 
 
 def normalise_phone(value: str) -> str:
+    if len(value) > 40:
+        raise ValueError("is not a phone number")
     try:
         number = phonenumbers.parse(value.strip(), "FR")
     except phonenumbers.NumberParseException as error:
         raise ValueError("is not a phone number") from error
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("is not a valid phone number")
+    # Possible, not necessarily allocated: the caller verified the number, and ranges change.
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError("is not a possible phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -74,7 +78,7 @@ def nir_key(first_13: str) -> int:
 
 def normalise_nir(value: str) -> str:
     nir = "".join(value.split()).upper()
-    if not _NIR.match(nir):
+    if not _NIR.fullmatch(nir):
         raise ValueError("must be 15 characters: sex, year, month, department, commune, order, key")
     if nir_key(nir[:13]) != int(nir[13:]):
         raise ValueError("has a wrong control key")
@@ -90,21 +94,21 @@ def normalise_person_id(value: str) -> str:
 
 def normalise_policy_number(value: str) -> str:
     number = value.strip().upper()
-    if not _POLICY_NUMBER.match(number):
+    if not _POLICY_NUMBER.fullmatch(number):
         raise ValueError("is not a policy number (3 to 32 letters, digits, '-' or '/')")
     return number
 
 
 def normalise_visitor_id(value: str) -> str:
     visitor = value.strip()
-    if not _VISITOR_ID.match(visitor):
+    if not _VISITOR_ID.fullmatch(visitor):
         raise ValueError("is not a cookie identifier (8 to 128 letters, digits, '.', '_' or '-')")
     return visitor
 
 
 def normalise_candidate_id(value: str) -> str:
     candidate = value.strip().lower()
-    if not _OBJECT_ID.match(candidate):
+    if not _OBJECT_ID.fullmatch(candidate):
         raise ValueError("is not a candidate identifier (24 hexadecimal digits)")
     return candidate
 
@@ -173,12 +177,16 @@ def validate_submission(raw: RawSubmission) -> Submission:
         if born is not None:
             identifiers.append(Identifier(Ident.BIRTH_DATE, born))
     faults.extend(_designation_faults(raw))
-    recipient = raw.recipient.strip()
-    try:
-        parse_recipient(recipient)
-    except RecipientError as error:
-        faults.append(FieldViolation("recipient", f"recipient is unusable: {error}"))
-    if not _REQUEST_KEY.match(raw.request_key):
+    recipient = ""
+    if len(raw.recipient) > MAX_RECIPIENT_CHARACTERS:
+        faults.append(FieldViolation("recipient", f"recipient is longer than {MAX_RECIPIENT_CHARACTERS} characters"))
+    else:
+        try:
+            # Kept in its canonical form: an SSH key's comment (often an e-mail address) is dropped.
+            recipient = str(parse_recipient(raw.recipient.strip()))
+        except RecipientError as error:
+            faults.append(FieldViolation("recipient", f"recipient is unusable: {error}"))
+    if not _REQUEST_KEY.fullmatch(raw.request_key):
         faults.append(FieldViolation("request_key", "request_key must be 1 to 128 of [A-Za-z0-9._:-]"))
     faults.extend(_system_faults(raw.systems))
     if faults:
@@ -216,7 +224,7 @@ def _system_faults(systems: Sequence[str]) -> list[FieldViolation]:
     faults = [
         FieldViolation(f"systems[{index}]", "a system name is 1 to 32 of [a-z0-9_], starting with a letter")
         for index, name in enumerate(systems)
-        if not _SYSTEM.match(name)
+        if not _SYSTEM.fullmatch(name)
     ]
     if len(set(systems)) != len(systems):
         faults.append(FieldViolation("systems", "systems must not repeat"))

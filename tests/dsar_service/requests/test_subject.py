@@ -135,3 +135,26 @@ def test_too_many_values_are_refused() -> None:
 def test_keypair_is_32_bytes_each() -> None:  # the request key sizes the bus relies on
     pair = KeyPair.generate()
     assert len(pair.private) == len(pair.public) == 32
+
+
+def test_an_ssh_key_comment_is_not_kept_it_is_often_an_email_address() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    )
+    submission = validate_submission(raw(emails=["a@b.fr"], recipient=f"{key.decode()} jean.dupont@example.fr"))
+    assert submission.recipient == key.decode()
+
+
+def test_an_age_recipient_is_kept_in_its_canonical_form() -> None:
+    assert validate_submission(raw(emails=["a@b.fr"], recipient=f"  {RECIPIENT}\n")).recipient == RECIPIENT
+
+
+def test_sizes_and_trailing_newlines_are_refused() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        validate_submission(raw(emails=["a@b.fr"], recipient="ssh-rsa " + "A" * 5000, request_key="key\n"))
+    assert fields_at_fault(error) == {"recipient", "request_key"}
