@@ -13,7 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from dsar_common.settings import KafkaSettings
 
@@ -23,6 +23,15 @@ MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 
 class BusError(Exception):
     """Kafka could not be reached or refused an operation. Always worth retrying later."""
+
+
+def is_missing_topic(error: BaseException) -> bool:
+    """Whether `error` says a topic is not there (any more): a broker that lost its data.
+
+    UnknownTopicOrPartition answers a commit or a fetch; a producer waiting for the metadata of a
+    topic that does not exist ends with KafkaTimeoutError instead.
+    """
+    return isinstance(error, UnknownTopicOrPartitionError | KafkaTimeoutError)
 
 
 def _connection_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -59,8 +68,19 @@ def consumer(
     *topics: str,
     group_id: str | None,
     auto_offset_reset: str = "earliest",
+    session_timeout_ms: int = 10_000,
+    heartbeat_interval_ms: int = 1_000,
 ) -> AIOKafkaConsumer:
-    """A consumer that commits only when told to (after the work is done)."""
+    """A consumer that commits only when told to (after the work is done).
+
+    `session_timeout_ms` is how long the group coordinator waits for a silent member (a killed
+    process) before giving its partitions to the others: a replacement gets them only then, plus
+    the time of a rebalance. It must lie within the broker's `group.min.session.timeout.ms` and
+    `group.max.session.timeout.ms` (Kafka: 6 s and 30 min by default), and `heartbeat_interval_ms`
+    should be at most a third of it.
+    """
+    if not 0 < heartbeat_interval_ms < session_timeout_ms:
+        raise ValueError("heartbeat_interval_ms must be positive and shorter than session_timeout_ms")
     return AIOKafkaConsumer(
         *topics,
         **_connection_options(settings),
@@ -69,13 +89,17 @@ def consumer(
         auto_offset_reset=auto_offset_reset,
         fetch_max_wait_ms=20,
         max_partition_fetch_bytes=4 * MAX_MESSAGE_BYTES,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=1_000,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_interval_ms,
     )
 
 
-async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitions: int = 3) -> None:
-    """Create the topics that do not exist yet (production clusters may create them beforehand)."""
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitions: int = 3) -> list[str]:
+    """Create the topics that do not exist yet (production clusters may create them beforehand).
+
+    Returns the names of the topics it created (sorted): none, unless a topic was missing, as
+    after a first start or a broker that lost its data. Safe to call again at any time.
+    """
     admin = AIOKafkaAdminClient(**_connection_options(settings))
     try:
         await admin.start()
@@ -86,6 +110,7 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitio
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
+        return [topic.name for topic in missing]
     except KafkaError as error:
         raise BusError(f"could not create topics: {type(error).__name__}") from error
     finally:

@@ -4,6 +4,10 @@ Commands run concurrently, so a later command may finish before an earlier one. 
 later offset would lose the earlier command if the process then crashed. The tracker commits, per
 partition, only up to the lowest command still unfinished: after a crash, the commands from there
 on run again (at least once; the service de-duplicates).
+
+A command at an offset below the one committed for its partition means the log started again
+(the topic was deleted and re-created, as by a broker that lost its data): the partition's
+past is forgotten, so that the new commands hold back commits as they should.
 """
 
 from collections.abc import Hashable
@@ -22,6 +26,8 @@ class OffsetTracker(Generic[P]):
 
     def started(self, partition: P, offset: int) -> None:
         """A command at `offset` was taken; it holds back commits until `finished`."""
+        if offset < self._committed.get(partition, -1):  # the partition's log started again
+            self.forget(partition)
         self._pending.setdefault(partition, set()).add(offset)
         self._next[partition] = max(self._next.get(partition, 0), offset + 1)
 
@@ -53,3 +59,9 @@ class OffsetTracker(Generic[P]):
         self._pending.pop(partition, None)
         self._next.pop(partition, None)
         self._committed.pop(partition, None)
+
+    def reset(self) -> None:
+        """Forget every partition (the consumer subscribed again: what it gets back starts afresh)."""
+        self._pending.clear()
+        self._next.clear()
+        self._committed.clear()

@@ -8,6 +8,13 @@ At most `concurrency` attempts search at once; a few more commands wait their tu
 pauses beyond that. A CancelCommand stops the request's running attempts promptly: each sends a
 Completion(CANCELLED). On stop, no new command is taken; running attempts get `grace_seconds`
 to finish, the finished ones are committed, and the rest run again after a restart.
+
+A commit is bounded by `commit_seconds`: one that times out or fails only means the commands
+run again (at least once). A broker that restarted without its data answers commits with
+UnknownTopicOrPartition (which aiokafka retries forever, hence the bound) and heartbeats with
+errors: then the worker re-creates its missing topics, subscribes again (fresh metadata, a new
+join) and forgets the offsets of the lost partitions. A failed heartbeat only checks the topics;
+the worker subscribes again only when one was missing or a commit timed out.
 """
 
 import asyncio
@@ -15,6 +22,8 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +44,7 @@ from connectors.runtime.retry import RetryPolicy
 from connectors.runtime.sources import Source
 from connectors.sdk import Connector
 from dsar.bus.v1 import bus_pb2
+from dsar_common.kafka import is_missing_topic
 from dsar_common.observability import context_from_headers
 from dsar_common.sealing import KeyPair
 from dsar_common.topics import Topics
@@ -56,6 +66,8 @@ class RuntimeOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     chunk_limit: int = MAX_CHUNK_BYTES
     poll_seconds: float = 0.2
+    commit_seconds: float = 5.0  # a commit taking longer counts as failed (the commands run again)
+    recover_seconds: float = 5.0  # at least this long between two re-creations of the topics
     instance_id: str = field(default_factory=_instance_id)
     version: str = "0.1.0"
 
@@ -82,7 +94,10 @@ class ConnectorWorker:
         topics: Topics,
         options: RuntimeOptions,
         heartbeat_seconds: float,
+        ensure_topics: Callable[[], Awaitable[list[str]]] | None = None,
     ) -> None:
+        """`ensure_topics` re-creates the worker's topics (command, results, heartbeats, dead
+        letters) when the broker says one is missing; without it, the worker only resubscribes."""
         self.connector = connector
         self._consumer = consumer
         self._producer = producer
@@ -97,6 +112,9 @@ class ConnectorWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[str, list[_Running]] = {}
         self._failure: BaseException | None = None
+        self._ensure_topics = ensure_topics
+        self._recovered_at: float | None = None
+        self._check_topics = False  # set by a failed heartbeat, handled by the poll loop
 
     @property
     def system(self) -> str:
@@ -120,6 +138,9 @@ class ConnectorWorker:
                         for message in messages:
                             await self._dispatch(partition, message)
                 await self._commit()
+                if self._check_topics:
+                    self._check_topics = False
+                    await self._recover(resubscribe=False)
             await self._drain()
             self._raise_failure()
         finally:
@@ -244,11 +265,45 @@ class ConnectorWorker:
         if not offsets:
             return
         try:
-            await self._consumer.commit(offsets)
+            # aiokafka retries a retriable error (UnknownTopicOrPartition among them) forever
+            await asyncio.wait_for(self._consumer.commit(offsets), self._options.commit_seconds)
         except Exception as error:  # a rebalance or a broker hiccup: the commands will run again
             log.warning("%s: commit failed (%s)", self.system, type(error).__name__)
+            if isinstance(error, TimeoutError) or is_missing_topic(error):
+                await self._recover(resubscribe=True)
             return
         self._offsets.committed(offsets)
+
+    async def _recover(self, *, resubscribe: bool) -> None:
+        """Re-create missing topics; subscribe again when told to or when one was missing.
+
+        A broker that lost its data lost our topics and our group: commits into the old
+        partitions fail, and the consumer needs fresh metadata and a new join to get the new ones.
+        """
+        now = time.monotonic()
+        if self._recovered_at is not None and now - self._recovered_at < self._options.recover_seconds:
+            return
+        self._recovered_at = now
+        if self._ensure_topics is not None:
+            try:
+                created = await asyncio.wait_for(self._ensure_topics(), 2 * self._options.commit_seconds)
+            except Exception as error:  # the broker is still away: the next failure tries again
+                log.warning("%s: topics not checked (%s)", self.system, type(error).__name__)
+                return
+            if created:
+                log.warning("%s: re-created missing topics %s", self.system, ", ".join(created))
+                resubscribe = True
+        if resubscribe:
+            self._resubscribe()
+
+    def _resubscribe(self) -> None:
+        topics = sorted(self._consumer.subscription())
+        if topics:
+            # unsubscribing first makes aiokafka fetch fresh metadata and rejoin the group
+            self._consumer.unsubscribe()
+            self._consumer.subscribe(topics=topics)
+        self._offsets.reset()  # the partitions come back through the rejoin, maybe recreated
+        log.info("%s: subscribed again to %s", self.system, ", ".join(topics))
 
     def heartbeat(self) -> bus_pb2.Heartbeat:
         """The heartbeat this worker sends."""
@@ -275,4 +330,5 @@ class ConnectorWorker:
                 )
             except Exception as error:  # the next beat will try again
                 log.warning("%s: heartbeat not sent (%s)", self.system, type(error).__name__)
+                self._check_topics = True  # a broker that lost its topics answers so too
             await asyncio.sleep(self._heartbeat_seconds)

@@ -29,3 +29,23 @@ def test_a_revoked_partition_is_forgotten() -> None:
     tracker.forget("p0")
     tracker.finished("p0", 3)  # a late finish of a revoked partition changes nothing
     assert tracker.committable() == {} and tracker.pending() == 0
+
+
+def test_a_partition_whose_log_starts_again_is_forgotten() -> None:
+    """The topic was re-created (a broker that lost its data): the old offsets must not be committed."""
+    tracker: OffsetTracker[str] = OffsetTracker()
+    tracker.started("p0", 40)
+    tracker.finished("p0", 40)
+    tracker.committed(tracker.committable())  # 41
+    tracker.started("p0", 0)  # the new log's first command
+    assert tracker.committable() == {"p0": 0}
+    tracker.finished("p0", 0)
+    assert tracker.committable() == {"p0": 1}
+
+
+def test_reset_forgets_every_partition() -> None:
+    tracker: OffsetTracker[str] = OffsetTracker()
+    tracker.started("p0", 3)
+    tracker.started("p1", 8)
+    tracker.reset()
+    assert tracker.pending() == 0 and tracker.committable() == {}
