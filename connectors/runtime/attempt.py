@@ -6,6 +6,11 @@ the dataset `_redactions`. Records are packed into RecordBatches of at most 1 Mi
 the request's key and bound to (request, system, attempt, sequence), and each send is awaited:
 a slow broker slows the search instead of filling memory. Keys seen in a dataset are
 de-duplicated (a subject found by e-mail and by NIR is returned once).
+
+A bug of the connector (any exception other than a ConnectorError, raised while searching,
+viewing or encoding a record) fails the attempt, not retryable, with only the exception's type
+as its error: a command that failed this way is not run again and again. A failed send to Kafka
+is not such a bug: it propagates, and the worker stops.
 """
 
 import asyncio
@@ -13,6 +18,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
+from types import TracebackType
 from typing import Any, Protocol, TypeAlias
 
 from opentelemetry import trace
@@ -49,6 +55,15 @@ class Producer(Protocol):
     ) -> Any: ...
 
 
+class ConnectorBug(Exception):
+    """Stands for a connector's exception in the logs: its type and traceback, not its message."""
+
+
+def _withheld(error: BaseException) -> tuple[type[ConnectorBug], ConnectorBug, TracebackType | None]:
+    """`exc_info` for `error` whose message (which may hold personal data) is left out."""
+    return ConnectorBug, ConnectorBug(f"{type(error).__name__} (message withheld)"), error.__traceback__
+
+
 class Attempt:
     """Runs a QueryOrder for a connector and reports it on the result topic."""
 
@@ -83,6 +98,7 @@ class Attempt:
         self._packer = ChunkPacker(chunk_limit)
         self._discovered: dict[tuple[str, str], Identifier] = {}
         self.completing = False  # set once the Completion is being sent: too late to cancel
+        self._send_failure: BaseException | None = None  # the last send that failed, re-raised as is
 
     async def run(self) -> None:
         """Search, send, and end with a Completion. Cancellation propagates (the worker reports it)."""
@@ -173,6 +189,13 @@ class Attempt:
                 await asyncio.sleep(delay)
             except ConnectorError as error:
                 return bus_pb2.COMPLETION_STATUS_FAILED, str(error), error.retryable
+            except Exception as error:
+                if error is self._send_failure:
+                    raise  # Kafka, not the connector: the worker stops and the command runs again
+                # a bug of the connector: its message may hold a record's content, so only the type
+                log.error("request %s on %s: the search failed with %s", self.order.request_id, self.order.system,
+                          type(error).__name__, exc_info=_withheld(error))  # fmt: skip
+                return bus_pb2.COMPLETION_STATUS_FAILED, type(error).__name__, False
 
     def _restart(self) -> None:
         self._packer = ChunkPacker(self._chunk_limit)
@@ -275,9 +298,13 @@ class Attempt:
             await self._send_progress()
 
     async def _send(self, event: bus_pb2.ResultEvent) -> None:
-        await self._producer.send_and_wait(
-            self._topics.results,
-            event.SerializeToString(),
-            key=self.order.request_id.encode(),
-            headers=trace_headers(),
-        )
+        try:
+            await self._producer.send_and_wait(
+                self._topics.results,
+                event.SerializeToString(),
+                key=self.order.request_id.encode(),
+                headers=trace_headers(),
+            )
+        except Exception as error:
+            self._send_failure = error
+            raise
