@@ -1,7 +1,15 @@
-"""The composition root of the runtime: open the producer, the consumers and the stores, run, close."""
+"""The composition root of the runtime: open the producer, the consumers and the stores, run, close.
+
+Each connector's consumer uses a session timeout of `SESSION_TIMEOUT_MS` (6 s, the smallest a
+Kafka broker accepts by default) with a heartbeat every second: when a connector process dies,
+its partitions go to a replacement after about that long plus a rebalance. The service's
+`system_timeout_seconds` (the silence after which it dispatches a new attempt) should stay well
+above that sum, or new attempts land in partitions that nobody consumes yet.
+"""
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
@@ -17,6 +25,9 @@ from dsar_common.settings import Settings
 from dsar_common.topics import Topics
 
 log = logging.getLogger("connectors.runtime")
+
+SESSION_TIMEOUT_MS = 6_000  # within Kafka's default group.min/max.session.timeout.ms (6 s, 30 min)
+HEARTBEAT_INTERVAL_MS = 1_000  # at most a third of the session timeout
 
 
 async def run_connectors(
@@ -43,23 +54,25 @@ async def run_connectors(
     keys = KeyPair.from_private(settings.require_connector_key())
     topics = Topics(settings.topic_prefix)
     stop = stop or asyncio.Event()
-    await kafka.ensure_topics(
-        settings.kafka,
-        [topics.results, topics.heartbeats, topics.dead_letters, *(topics.commands(c.name) for c in connectors)],
-    )
+    shared = [topics.results, topics.heartbeats, topics.dead_letters]
+    await kafka.ensure_topics(settings.kafka, [*shared, *(topics.commands(c.name) for c in connectors)])
     async with AsyncExitStack() as stack:
         producer = kafka.producer(settings.kafka)
+        stack.push_async_callback(producer.stop)  # before start: a stop during start still closes it
         await producer.start()
-        stack.push_async_callback(producer.stop)
         workers = []
         for connector in connectors:
             source = open_source(connector.store, settings, databases.get(connector.name), options.concurrency)
             stack.push_async_callback(source.aclose)
             consumer = kafka.consumer(
-                settings.kafka, topics.commands(connector.name), group_id=topics.command_group(connector.name)
+                settings.kafka,
+                topics.commands(connector.name),
+                group_id=topics.command_group(connector.name),
+                session_timeout_ms=SESSION_TIMEOUT_MS,
+                heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
             )
+            stack.push_async_callback(consumer.stop)  # before start: a SIGTERM during the join closes it
             await consumer.start()
-            stack.push_async_callback(consumer.stop)
             workers.append(
                 ConnectorWorker(
                     connector,
@@ -70,6 +83,9 @@ async def run_connectors(
                     topics=topics,
                     options=options,
                     heartbeat_seconds=settings.heartbeat_seconds,
+                    ensure_topics=functools.partial(
+                        kafka.ensure_topics, settings.kafka, [*shared, topics.commands(connector.name)]
+                    ),
                 )
             )
         if handle_signals:
