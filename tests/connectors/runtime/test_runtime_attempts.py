@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -273,6 +274,8 @@ class FakeConsumer:
         self.next_offset = 0
         self.commits: list[dict[str, int]] = []
         self.arrived = asyncio.Event()
+        self.subscriptions: list[list[str]] = []  # what unsubscribe ([]) and subscribe were called with
+        self.subscribed = asyncio.Event()
 
     def put(self, value: bytes) -> None:
         self.queue.append(Message(value, offset=self.next_offset))
@@ -295,6 +298,16 @@ class FakeConsumer:
 
     async def commit(self, offsets: dict[str, int]) -> None:
         self.commits.append(dict(offsets))
+
+    def subscription(self) -> frozenset[str]:
+        return frozenset({TOPICS.commands("demo")})
+
+    def unsubscribe(self) -> None:
+        self.subscriptions.append([])
+
+    def subscribe(self, topics: list[str]) -> None:
+        self.subscriptions.append(list(topics))
+        self.subscribed.set()
 
 
 def query_command(request_id: str = "r1", attempt: int = 1, sealed: bytes | None = None) -> bytes:
@@ -405,3 +418,187 @@ async def test_cancelling_the_runtime_stops_its_loops_gracefully() -> None:
     with pytest.raises(asyncio.CancelledError):
         await running
     assert stop.is_set() and drained.is_set()
+
+
+# Robustness: a broker that lost its topics, a connector's own bug.
+
+
+def worker_for(
+    store: FakeStore,
+    producer: FakeProducer,
+    consumer: FakeConsumer,
+    ensure_topics: Any = None,
+    **options: Any,
+) -> ConnectorWorker:
+    heartbeat_seconds = options.pop("heartbeat_seconds", 60)
+    return ConnectorWorker(
+        demo,
+        consumer=consumer,
+        producer=producer,
+        source=FakeSource(store),
+        keys=SYSTEM,
+        topics=TOPICS,
+        options=RuntimeOptions(poll_seconds=0.02, grace_seconds=5, **options),
+        heartbeat_seconds=heartbeat_seconds,
+        ensure_topics=ensure_topics,
+    )
+
+
+class TopicsCreated:
+    """The `ensure_topics` the app gives a worker: counts its calls, says it created the commands topic."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> list[str]:
+        self.calls += 1
+        return [TOPICS.commands("demo")]
+
+
+async def test_a_commit_that_never_ends_does_not_stop_the_loop() -> None:
+    """aiokafka retries a commit into a topic that no longer exists forever: the loop must go on."""
+
+    class StuckCommits(FakeConsumer):
+        async def commit(self, offsets: dict[str, int]) -> None:
+            self.commits.append(dict(offsets))
+            await asyncio.Event().wait()  # UnknownTopicOrPartition, retried every 100 ms, forever
+
+    producer, consumer, ensure = FakeProducer(), StuckCommits(), TopicsCreated()
+    worker = worker_for(FakeStore(rows(1)), producer, consumer, ensure, commit_seconds=0.05, recover_seconds=0)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    consumer.put(query_command(request_id="r1"))
+    await producer.wait_for(1)
+    consumer.put(query_command(request_id="r2"))  # taken only if the loop polls again
+    second = (await producer.wait_for(2))[1]
+    assert second.request_id == "r2" and second.status == bus_pb2.COMPLETION_STATUS_COMPLETED
+    assert ensure.calls >= 1  # the topics were re-created…
+    assert consumer.subscriptions[:2] == [[], [TOPICS.commands("demo")]]  # …and the consumer rejoined
+    stop.set()
+    await asyncio.wait_for(running, 5)
+
+
+async def test_a_commit_into_a_missing_topic_recreates_the_topics_and_forgets_the_offsets() -> None:
+    from aiokafka.errors import UnknownTopicOrPartitionError
+
+    class MissingTopic(FakeConsumer):
+        async def commit(self, offsets: dict[str, int]) -> None:
+            if not self.subscriptions:  # until the worker subscribed again
+                raise UnknownTopicOrPartitionError()
+            self.commits.append(dict(offsets))
+
+    producer, consumer, ensure = FakeProducer(), MissingTopic(), TopicsCreated()
+    worker = worker_for(FakeStore(rows(1)), producer, consumer, ensure)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    consumer.next_offset = 7
+    consumer.put(query_command(request_id="r1"))  # offset 7, in the old topic
+    await producer.wait_for(1)
+    await asyncio.wait_for(consumer.subscribed.wait(), 5)
+    consumer.next_offset = 0  # the re-created topic starts again at 0
+    consumer.put(query_command(request_id="r2"))
+    await producer.wait_for(2)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert ensure.calls == 1 and consumer.subscriptions == [[], [TOPICS.commands("demo")]]
+    assert consumer.commits[-1] == {"tp0": 1}  # the new topic's offsets…
+    assert all(c["tp0"] <= 1 for c in consumer.commits)  # …never the lost topic's 8
+
+
+async def test_heartbeats_into_a_missing_topic_recreate_the_topics() -> None:
+    from aiokafka.errors import KafkaTimeoutError
+
+    class NoHeartbeatTopic(FakeProducer):
+        async def send_and_wait(self, topic: str, value: bytes | None = None, *args: Any, **kwargs: Any) -> None:
+            if topic == TOPICS.heartbeats and not ensure.calls:
+                raise KafkaTimeoutError()  # aiokafka waited for the metadata of a topic that is not there
+            await super().send_and_wait(topic, value, *args, **kwargs)
+
+    ensure = TopicsCreated()
+    producer, consumer = NoHeartbeatTopic(), FakeConsumer()
+    worker = worker_for(FakeStore(rows(1)), producer, consumer, ensure, heartbeat_seconds=0.02)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(consumer.subscribed.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert ensure.calls == 1 and consumer.subscriptions == [[], [TOPICS.commands("demo")]]
+
+
+SECRET = "jean.dupont@example.fr"
+
+
+def broken_view(record: Record, portability: bool) -> Record | None:
+    raise KeyError(SECRET)  # a connector's bug, whose message holds a record's content
+
+
+async def test_a_connector_bug_fails_the_attempt_without_retry_and_without_its_message(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(people, "view", broken_view)
+    producer = FakeProducer()
+    with caplog.at_level("INFO", logger="connectors.runtime"):
+        await attempt(FakeStore(rows(2)), producer).run()
+    (completion,) = producer.completions()
+    assert completion.status == bus_pb2.COMPLETION_STATUS_FAILED and not completion.retryable
+    assert completion.error == "KeyError"
+    (logged,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert logged.exc_info is not None and logged.exc_info[2] is not None  # the traceback, to find the bug
+    text = "\n".join(caplog.text.splitlines() + [logging.Formatter().format(r) for r in caplog.records])
+    assert "KeyError" in text and "broken_view" in text and SECRET not in text
+
+
+async def test_a_connector_bug_is_not_a_poison_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(people, "view", broken_view)
+    producer, consumer = FakeProducer(), FakeConsumer()
+    worker = worker_for(FakeStore(rows(2)), producer, consumer)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    consumer.put(query_command(request_id="r1"))
+    consumer.put(query_command(request_id="r2"))
+    failed = await producer.wait_for(2)
+    assert [c.error for c in failed] == ["KeyError", "KeyError"] and not running.done()
+    stop.set()
+    await asyncio.wait_for(running, 5)  # no failure raised: the worker did not stop
+    assert consumer.commits[-1] == {"tp0": 2}  # both commands committed: they will not come back
+
+
+async def test_a_failed_send_still_stops_the_worker() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    class LostBroker(FakeProducer):
+        async def send_and_wait(self, topic: str, value: bytes | None = None, *args: Any, **kwargs: Any) -> None:
+            if topic == TOPICS.results and bus_pb2.ResultEvent.FromString(value or b"").HasField("chunk"):
+                raise KafkaConnectionError("broker gone")
+            await super().send_and_wait(topic, value, *args, **kwargs)
+
+    producer, consumer = LostBroker(), FakeConsumer()
+    worker = worker_for(FakeStore(rows(2)), producer, consumer)
+    consumer.put(query_command())
+    with pytest.raises(KafkaConnectionError):
+        await asyncio.wait_for(worker.run(asyncio.Event()), 5)
+    assert producer.completions() == []  # no FAILED completion: the command runs again after a restart
+    assert all(c == {"tp0": 0} for c in consumer.commits)  # never past the command
+
+
+async def test_a_failed_heartbeat_with_every_topic_present_does_not_resubscribe() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    checked = asyncio.Event()
+
+    async def nothing_missing() -> list[str]:
+        checked.set()
+        return []
+
+    class Flaky(FakeProducer):
+        async def send_and_wait(self, topic: str, value: bytes | None = None, *args: Any, **kwargs: Any) -> None:
+            raise KafkaConnectionError("a hiccup")
+
+    consumer = FakeConsumer()
+    worker = worker_for(FakeStore(rows(1)), Flaky(), consumer, nothing_missing, heartbeat_seconds=0.02)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(checked.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert consumer.subscriptions == []  # no needless rebalance
