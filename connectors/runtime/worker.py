@@ -299,9 +299,14 @@ class ConnectorWorker:
     def _resubscribe(self) -> None:
         topics = sorted(self._consumer.subscription())
         if topics:
-            # unsubscribing first makes aiokafka fetch fresh metadata and rejoin the group
-            self._consumer.unsubscribe()
+            # A new subscription makes the consumer rejoin under its member id (unsubscribing would
+            # leave a member behind until its session times out, where the group's generation is 0).
             self._consumer.subscribe(topics=topics)
+            # aiokafka refreshes metadata for an unchanged subscription only every
+            # metadata_max_age_ms (5 min): without this, a re-created topic would be that late.
+            refresh = getattr(getattr(self._consumer, "_client", None), "force_metadata_update", None)
+            if refresh is not None:
+                refresh()
         self._offsets.reset()  # the partitions come back through the rejoin, maybe recreated
         log.info("%s: subscribed again to %s", self.system, ", ".join(topics))
 

@@ -274,7 +274,7 @@ class FakeConsumer:
         self.next_offset = 0
         self.commits: list[dict[str, int]] = []
         self.arrived = asyncio.Event()
-        self.subscriptions: list[list[str]] = []  # what unsubscribe ([]) and subscribe were called with
+        self.subscriptions: list[list[str]] = []  # what subscribe was called with
         self.subscribed = asyncio.Event()
 
     def put(self, value: bytes) -> None:
@@ -301,9 +301,6 @@ class FakeConsumer:
 
     def subscription(self) -> frozenset[str]:
         return frozenset({TOPICS.commands("demo")})
-
-    def unsubscribe(self) -> None:
-        self.subscriptions.append([])
 
     def subscribe(self, topics: list[str]) -> None:
         self.subscriptions.append(list(topics))
@@ -473,7 +470,7 @@ async def test_a_commit_that_never_ends_does_not_stop_the_loop() -> None:
     second = (await producer.wait_for(2))[1]
     assert second.request_id == "r2" and second.status == bus_pb2.COMPLETION_STATUS_COMPLETED
     assert ensure.calls >= 1  # the topics were re-created…
-    assert consumer.subscriptions[:2] == [[], [TOPICS.commands("demo")]]  # …and the consumer rejoined
+    assert consumer.subscriptions[:1] == [[TOPICS.commands("demo")]]  # …and the consumer rejoined
     stop.set()
     await asyncio.wait_for(running, 5)
 
@@ -500,7 +497,7 @@ async def test_a_commit_into_a_missing_topic_recreates_the_topics_and_forgets_th
     await producer.wait_for(2)
     stop.set()
     await asyncio.wait_for(running, 5)
-    assert ensure.calls == 1 and consumer.subscriptions == [[], [TOPICS.commands("demo")]]
+    assert ensure.calls == 1 and consumer.subscriptions == [[TOPICS.commands("demo")]]
     assert consumer.commits[-1] == {"tp0": 1}  # the new topic's offsets…
     assert all(c["tp0"] <= 1 for c in consumer.commits)  # …never the lost topic's 8
 
@@ -522,7 +519,7 @@ async def test_heartbeats_into_a_missing_topic_recreate_the_topics() -> None:
     await asyncio.wait_for(consumer.subscribed.wait(), 5)
     stop.set()
     await asyncio.wait_for(running, 5)
-    assert ensure.calls == 1 and consumer.subscriptions == [[], [TOPICS.commands("demo")]]
+    assert ensure.calls == 1 and consumer.subscriptions == [[TOPICS.commands("demo")]]
 
 
 SECRET = "jean.dupont@example.fr"
