@@ -79,6 +79,7 @@ class ArchiveBuilder:
         self._order: list[str] = []
         self._current: str | None = None
         self._csv: CsvEncoder | None = None
+        self._columns: tuple[str, ...] = ()  # the CSV's columns: one tuple per file, its layouts' key
         self._csv_rows = 0
         self.received = 0  # records the current (or last) system sent, before any filter
 
@@ -144,13 +145,13 @@ class ArchiveBuilder:
             self._close_json()
         self.received += 1
         shape = self._shape(dataset)
-        row = shape.shape(fields)
+        first = shape.empty
+        row = shape.shape_and_count(fields)
         if row is None:
             return
-        if shape.empty:
+        if first:
             self._writer.open_json_array(self._path("data", shape, ".json"))
         self._writer.write_json_item(orjson.dumps(row))
-        shape.count(row)
 
     def _redaction(self, fields: Mapping[str, Any]) -> None:
         assert self._system is not None
@@ -189,21 +190,26 @@ class ArchiveBuilder:
             self._close_csv()
             self._current = dataset
             if not shape.empty:
-                self._csv = CsvEncoder([c.name for c in shape.columns])
+                self._columns = tuple(c.name for c in shape.columns)
+                self._csv = CsvEncoder(self._columns)
                 self._writer.open_file(self._path("data", shape, ".csv"))
                 self._writer.write(self._csv.header())
                 self._csv_rows = 0
-        if self._csv is None:
+        encoder = self._csv
+        if encoder is None:
             return
-        row = shape.shape(_object(fields_json))
-        if row is not None:
-            self._writer.write(self._csv.row(row))
+        cells = shape.csv_cells(_object(fields_json), self._columns)
+        if cells is not None:
+            encoder.add(cells)
             self._csv_rows += 1
+            if encoder.ready:
+                self._writer.write(encoder.take())
 
     def _close_csv(self) -> None:
         if self._csv is None or self._current is None:
             return
         expected = self._shapes[self._current].records
+        self._writer.write(self._csv.take())
         self._writer.close_file(records=self._csv_rows)
         self._csv = None
         if self._csv_rows != expected:
