@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsar_service.archive import shape as shape_module
-from dsar_service.archive.csvfile import BATCH_CHARS, CsvEncoder, cell
+from dsar_service.archive.csvfile import BATCH_CHARS, CsvEncoder, cell, line
 from dsar_service.archive.shape import DatasetShape, json_type
 from dsar_service.model import DatasetInfo, FieldInfo
 
@@ -170,3 +170,18 @@ def test_csv_lines_come_by_the_batch() -> None:
     assert all(len(piece.decode()) >= BATCH_CHARS for piece in taken)
     assert b"".join(taken) == _csv([["é" * 100, str(i)] for i in range(rows)])
     assert encoder.take() == b""
+
+
+cells = st.one_of(
+    st.none(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(),
+    st.text(alphabet=st.sampled_from(",\"\r\n \t\x00;'aé€😀"), max_size=6),
+    st.text(max_size=6),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(cells, max_size=5))
+def test_lines_are_what_the_csv_module_writes(row: list[str | int | float | None]) -> None:
+    assert line(row).encode() == _csv([row])  # type: ignore[list-item]  # csv takes any value
