@@ -58,8 +58,9 @@ async def subject_documents(q: Query, db: Any, dataset: Dataset) -> AsyncIterato
     """The records of `dataset` (its collection has the same name) that concern the subject.
 
     Logged-in documents first, by person id, reporting each new cookie once; then the anonymous
-    documents of each cookie, asked for or seen on them. The two lookups never return the same
-    document.
+    documents of each cookie, asked for or seen on his logged-in documents of either collection
+    (a consent given anonymously on the browser he logs in with is his). The two lookups never
+    return the same document.
     """
     collection = db[dataset.name]
     names = ("_id", *dataset.fields)
@@ -73,10 +74,20 @@ async def subject_documents(q: Query, db: Any, dataset: Dataset) -> AsyncIterato
             else:
                 cookies.add(cookie)
                 yield dataset.record(row, discovered={Ident.VISITOR_ID: cookie})
+    cookies |= await cookies_seen_elsewhere(q, db, dataset.name)
     for visitor_id in sorted({*q.values(Ident.VISITOR_ID), *(c for c in cookies if isinstance(c, str))}):
         anonymous = {"visitor_id": visitor_id, "user_id": None}
         async for document in collection.find(anonymous, batch_size=BATCH):
             yield dataset.record({name: document[name] for name in names if name in document})
+
+
+async def cookies_seen_elsewhere(q: Query, db: Any, collection: str) -> set[object]:
+    """The cookies of the subject's logged-in documents in the other collection (one indexed lookup)."""
+    other = "cookie_consents" if collection == "visits" else "visits"
+    found: set[object] = set()
+    for person_id in q.values(Ident.PERSON_ID):
+        found.update(await db[other].distinct("visitor_id", {"user_id": person_id}))
+    return found
 
 
 @visits.search
