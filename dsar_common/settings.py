@@ -54,7 +54,9 @@ class Settings:
     master_key: bytes = field(default=b"", repr=False)
     topic_prefix: str = "dsar"
     system_timeout_seconds: float = 120.0
+    attempt_deadline_seconds: float = 3600.0
     max_attempts: int = 3
+    assembly_lease_seconds: float = 60.0
     archive_ttl_days: int = 30
     request_retention_days: int = 365
     purge_interval_seconds: float = 3600.0
