@@ -6,7 +6,7 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 5.0
 TIMEOUT_SWEEP_SECONDS = 1.0
+# A collecting request that nothing touched for this long, and that could move, is moved along
+# (a step that failed half-way: discoveries not merged, a round not dispatched, no assembly).
+IDLE_REQUEST_SECONDS = 5 * TIMEOUT_SWEEP_SECONDS
 MAX_CONCURRENT_ASSEMBLIES = 2
 RESTART_INITIAL_SECONDS = 0.5
 RESTART_MAX_SECONDS = 30.0
@@ -180,6 +183,7 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
 
         async def sweep() -> None:
             await collector.expire_attempts()
+            await collector.resume_idle_requests(timedelta(seconds=IDLE_REQUEST_SECONDS))
             for request_id in await store.stale_assemblies():
                 assemblies.schedule(request_id)
 

@@ -9,6 +9,11 @@ and the catalog the connectors announced (their datasets, fields, provenance and
 
 Once the archive is stored, the request's private key and the sealed chunks are destroyed:
 nothing but the recipient can read what was collected.
+
+A build holds its request by a lease (`assembly_lease_seconds`), renewed as it writes, at most
+every third of the lease; another replica takes over only a build whose lease ran out (its
+process died). A build that finds its claim gone (taken over, or the request cancelled, which
+moves the archive version on) stops and drops what it wrote, without failing the request.
 """
 
 import logging
@@ -33,6 +38,7 @@ from dsar_service.crypto import parse_recipient
 from dsar_service.model import DatasetInfo, Kind, RequestView, SystemInfo, SystemState
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.store import RequestStore
+from dsar_service.store.requests import LostLease
 
 # Deflate level 1: twice the speed of level 6 for archives about 1.3 times larger (dsar bench, crypto).
 COMPRESS_LEVEL = 1
@@ -61,7 +67,7 @@ class Assembler:
         self._store = store
         self._keys = RequestKeys(settings.require_master_key())
         self._ttl = timedelta(days=settings.archive_ttl_days)
-        self._lease_seconds = max(60.0, settings.system_timeout_seconds)
+        self._lease_seconds = settings.assembly_lease_seconds
 
     async def assemble(self, request_id: str) -> None:
         """Build the archive if the request is ready for it and no other replica is on it."""
@@ -70,10 +76,13 @@ class Assembler:
             return
         try:
             await self._build(request_id, version)
+        except LostLease:
+            log.warning("assembly of version %d stopped request=%s: its claim is gone", version, request_id)
+            await self._store.discard_archive_version(request_id, version)
         except (AssemblyError, SealError, PayloadError, ValueError) as error:
             log.error("assembly failed request=%s: %s", request_id, error)
             await self._store.discard_archive_version(request_id, version)
-            await self._store.fail_request(request_id, f"the archive could not be built: {error}")
+            await self._store.fail_request(request_id, version, f"the archive could not be built: {error}")
 
     async def _build(self, request_id: str, version: int) -> None:
         started = time.monotonic()
@@ -90,14 +99,19 @@ class Assembler:
         writer = ArchiveWriter([parse_recipient(secrets.recipient)], sink, compresslevel=COMPRESS_LEVEL)
         builder = ArchiveBuilder(writer, portability=view.kind is Kind.PORTABILITY)
         sequence = 0
+        renewed = time.monotonic()
 
         async def flush(final: bool = False) -> None:
-            nonlocal sequence
+            """Store the full archive chunks; renew the lease (raises LostLease when it is gone)."""
+            nonlocal sequence, renewed
             while len(sink.pending) >= ARCHIVE_CHUNK_BYTES or (final and sink.pending):
                 piece = bytes(sink.pending[:ARCHIVE_CHUNK_BYTES])
                 del sink.pending[:ARCHIVE_CHUNK_BYTES]
                 await self._store.add_archive_chunk(request_id, version, sequence, piece)
                 sequence += 1
+            if time.monotonic() - renewed >= self._lease_seconds / 3:
+                await self._store.renew_assembly(request_id, version, self._lease_seconds)
+                renewed = time.monotonic()
 
         async def records(system: str, attempt: int) -> AsyncIterator[tuple[str, bytes]]:
             """The system's records, in the order sent; the archive is flushed after each chunk."""
@@ -138,11 +152,12 @@ class Assembler:
         digest = builder.finish(_report(view, identifiers, systems, builder))
         await flush(final=True)
         expires = datetime.now(UTC) + self._ttl
-        if await self._store.finish_archive(request_id, version, digest.size, digest.sha256, expires):
-            log.info(
-                "archive ready request=%s version=%d bytes=%d seconds=%.2f",
-                request_id, version, digest.size, time.monotonic() - started,
-            )  # fmt: skip
+        if not await self._store.finish_archive(request_id, version, digest.size, digest.sha256, expires):
+            raise LostLease(f"the assembly of version {version} lost its claim before it finished")
+        log.info(
+            "archive ready request=%s version=%d bytes=%d seconds=%.2f",
+            request_id, version, digest.size, time.monotonic() - started,
+        )  # fmt: skip
 
 
 def _declared(info: SystemInfo | None) -> tuple[DatasetInfo, ...]:

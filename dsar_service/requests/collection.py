@@ -2,7 +2,15 @@
 
 The database is the source of truth: every step reads and writes it, so any replica can take
 over any request after a crash or a broker that lost everything. Unanswered attempts are
-re-dispatched after `system_timeout_seconds` of silence, up to `max_attempts`, then reported.
+re-dispatched after `system_timeout_seconds` of silence, up to `max_attempts` per run (a first
+dispatch, a RetrySystem, asking again with new identifiers), then reported. A query's own
+deadline, after which its connector gives up, is `attempt_deadline_seconds`: progress keeps an
+attempt alive until then.
+
+Every step is a compare-and-set on the system's state and attempt, so that a late sweep, a
+redelivered message or another replica never undoes what happened meanwhile. A step that failed
+half-way (the completion stored, the next round not dispatched) is taken up again by the
+redelivered message, or else by the idle-request sweep (`resume_idle_requests`).
 """
 
 import asyncio
@@ -15,7 +23,8 @@ from typing import Protocol
 
 from opentelemetry import trace
 
-from connectors.sdk.identifiers import Identifier
+from connectors.sdk.identifiers import Ident, Identifier
+from dsar_common.kafka import BusError
 from dsar_common.observability import context_from_traceparent, log_fields, tracer
 from dsar_common.sealing import SealError, discovered_binding, open_sealed, query_binding, seal
 from dsar_common.settings import Settings
@@ -36,7 +45,14 @@ from dsar_service.metrics import Metrics
 from dsar_service.model import RequestState, SystemInfo, SystemState
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.requests.rounds import SystemRound, plan_rounds
-from dsar_service.store import RequestStore
+from dsar_service.requests.subject import (
+    normalise_candidate_id,
+    normalise_email,
+    normalise_nir,
+    normalise_person_id,
+    normalise_visitor_id,
+)
+from dsar_service.store import RequestStore, SystemRow
 
 log = logging.getLogger(__name__)
 _TRACER = tracer(__name__)
@@ -45,6 +61,20 @@ Clock = Callable[[], datetime]
 
 SYSTEMS_CACHE_SECONDS = 1.0
 NOTHING_TO_SEARCH_BY = "not searched: none of the subject's known identifiers is one this system searches by"
+IN_FLIGHT = (SystemState.DISPATCHED, SystemState.RUNNING)
+
+# Discovered identifiers: how each kind is normalised (the form queries carry), how many of a
+# kind one system may add, and the kinds a person has one of: a value of those that differs
+# from the one the request named designates someone else, and is never searched.
+NORMALISERS: dict[Ident, Callable[[str], str]] = {
+    Ident.EMAIL: normalise_email,
+    Ident.PERSON_ID: normalise_person_id,
+    Ident.NIR: normalise_nir,
+    Ident.VISITOR_ID: normalise_visitor_id,
+    Ident.CANDIDATE_ID: normalise_candidate_id,
+}
+MAX_DISCOVERED_PER_KIND = 10
+ONE_PER_PERSON = frozenset({Ident.NIR, Ident.PERSON_ID})
 
 
 def utc_now() -> datetime:
@@ -88,6 +118,7 @@ class Collector:
         self._bus = bus
         self._keys = RequestKeys(settings.require_master_key())
         self._timeout = timedelta(seconds=settings.system_timeout_seconds)
+        self._attempt_deadline = max(timedelta(seconds=settings.attempt_deadline_seconds), self._timeout)
         self._max_attempts = settings.max_attempts
         self._on_collected = on_collected
         self._clock = clock
@@ -117,11 +148,13 @@ class Collector:
             identifiers,
         )
         for system in plan.dispatch:
-            await self._dispatch(request_id, system, rows[system].attempt + 1, rows[system].round or 1)
+            row = rows[system]
+            await self._dispatch(request_id, system, row.attempt + 1, row.round or 1, (SystemState.PENDING,), True)
         for system in plan.ask_again:
-            log.info("asking again request=%s system=%s: new identifiers were found", request_id, system)
-            self._metrics.retries.labels(system, "new_identifiers").inc()
-            await self._dispatch(request_id, system, rows[system].attempt + 1, rows[system].round + 1)
+            row = rows[system]
+            if await self._dispatch(request_id, system, row.attempt + 1, row.round + 1, (SystemState.COMPLETED,), True):
+                log.info("asked again request=%s system=%s: new identifiers were found", request_id, system)
+                self._metrics.retries.labels(system, "new_identifiers").inc()
         for system in plan.skip:
             await self._store.end_system(request_id, system, None, SystemState.SKIPPED, NOTHING_TO_SEARCH_BY)
             self._metrics.outcomes.labels(system, SystemState.SKIPPED.value).inc()
@@ -131,15 +164,27 @@ class Collector:
         if all(row.state.ended for row in rows_now):
             self._on_collected(request_id)
 
-    async def _dispatch(self, request_id: str, system: str, attempt: int, round_: int) -> None:
+    async def _dispatch(
+        self,
+        request_id: str,
+        system: str,
+        attempt: int,
+        round_: int,
+        expected: tuple[SystemState, ...],
+        new_run: bool,
+    ) -> bool:
+        """Send attempt `attempt` if the system is still in one of the `expected` states; returns whether sent."""
         secrets = await self._store.secrets(request_id)
         info = (await self.known_systems()).get(system)
         if secrets.sealed_identifiers is None or info is None:
-            return
+            return False
         identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
-        deadline = self._clock() + self._timeout
-        if not await self._store.mark_dispatched(request_id, system, attempt, deadline, round_, len(identifiers)):
-            return  # another replica dispatched this attempt
+        now = self._clock()
+        silence_deadline, deadline = now + self._timeout, now + self._attempt_deadline
+        if not await self._store.mark_dispatched(
+            request_id, system, attempt, silence_deadline, round_, len(identifiers), expected, new_run
+        ):
+            return False  # the system moved meanwhile (completed, or another replica dispatched)
         with _TRACER.start_as_current_span(
             f"dispatch {system}",
             context=context_from_traceparent(secrets.trace_context),
@@ -148,6 +193,7 @@ class Collector:
         ):
             await self._send_query(request_id, system, attempt, info, identifiers, deadline, secrets.public_key)
         log.info("dispatched request=%s system=%s attempt=%d round=%d", request_id, system, attempt, round_)
+        return True
 
     async def _send_query(
         self,
@@ -164,25 +210,37 @@ class Collector:
         sealed_query = seal(
             encode_query(secrets_kind, accepted), info.public_key, query_binding(request_id, system, attempt)
         )
-        if system not in self._command_topics:
-            await self._bus.ensure_command_topic(system)
-            self._command_topics.add(system)
-        await self._bus.send_query(
-            request_id=request_id,
-            system=system,
-            attempt=attempt,
-            result_public_key=result_public_key,
-            key_id=info.key_id,
-            sealed_query=sealed_query,
-            deadline=deadline,
-        )
+        try:
+            if system not in self._command_topics:
+                await self._bus.ensure_command_topic(system)
+                self._command_topics.add(system)
+            await self._bus.send_query(
+                request_id=request_id,
+                system=system,
+                attempt=attempt,
+                result_public_key=result_public_key,
+                key_id=info.key_id,
+                sealed_query=sealed_query,
+                deadline=deadline,
+            )
+        except BusError:
+            # The topic may be gone with a broker that lost everything: ensure it again next time.
+            # The attempt stays dispatched, and is sent again after its silence timeout.
+            self._command_topics.discard(system)
+            raise
 
     async def retry_or_end(self, request_id: str, system: str, attempt: int, state: SystemState, error: str) -> None:
-        """After a failed or silent attempt: another attempt if any is left, else the system ends."""
-        row = next((r for r in await self._store.system_rows(request_id) if r.system == system), None)
-        if row is not None and attempt < self._max_attempts and system in await self.known_systems():
-            self._metrics.retries.labels(system, state.value).inc()
-            await self._dispatch(request_id, system, attempt + 1, row.round or 1)
+        """After a failed or silent attempt: another attempt if the run has any left, else the system ends.
+
+        Nothing happens when the attempt is no longer the system's open one (it completed, or
+        was retried, meanwhile).
+        """
+        row = await self._row(request_id, system)
+        if row is None or row.attempt != attempt or row.state not in IN_FLIGHT:
+            return
+        if row.attempts_in_run < self._max_attempts and system in await self.known_systems():
+            if await self._dispatch(request_id, system, attempt + 1, row.round or 1, IN_FLIGHT, False):
+                self._metrics.retries.labels(system, state.value).inc()
             return
         if await self._store.end_system(request_id, system, attempt, state, error):
             self._metrics.outcomes.labels(system, state.value).inc()
@@ -190,9 +248,9 @@ class Collector:
 
     async def expire_attempts(self) -> None:
         """Re-dispatch or time out the attempts whose connector has gone silent."""
-        for row in await self._store.expired_attempts(self._clock()):
+        now = self._clock()
+        for row in await self._store.expired_attempts(now, now + self._timeout):
             log.warning("attempt timed out request=%s system=%s attempt=%d", row.request_id, row.system, row.attempt)
-            await self._store.postpone(row.request_id, row.system, row.attempt, self._clock() + self._timeout)
             with self._isolated(row.request_id):
                 await self.retry_or_end(
                     row.request_id,
@@ -202,6 +260,25 @@ class Collector:
                     f"no complete answer after {self._max_attempts} attempt(s) of "
                     f"{self._timeout.total_seconds():.0f} s of silence each",
                 )
+
+    async def resume_idle_requests(self, idle: timedelta) -> None:
+        """Move along collecting requests that nothing touched for `idle` and that could move.
+
+        The safety net of a step that failed half-way and whose message will not come again:
+        discoveries not merged, a round not dispatched, an assembly never scheduled. Each
+        request is claimed in the database, so that replicas sweeping together share them.
+        """
+        now = self._clock()
+        for request_id in await self._store.claim_idle_requests(now, now - idle):
+            with self._isolated(request_id):
+                await self._recover(request_id)
+
+    async def _recover(self, request_id: str) -> None:
+        """Merge every completed system's discoveries again (idempotent), then advance."""
+        for row in await self._store.system_rows(request_id):
+            if row.state is SystemState.COMPLETED and row.sealed_discovered:
+                await self._merge_discovered(request_id, row.system)
+        await self.advance(request_id)
 
     # Results ----------------------------------------------------------------------------------
 
@@ -237,6 +314,8 @@ class Collector:
                 )
                 if await self._store.complete_if_whole(event.request_id, event.system):
                     await self._completed(event.request_id, event.system)
+                # A duplicate chunk of a completed attempt changes nothing; should the completion's
+                # follow-up have failed, the idle-request sweep takes it up.
             case ProgressReported():
                 await self._store.record_progress(
                     event.request_id,
@@ -256,9 +335,13 @@ class Collector:
                 )
                 if await self._store.complete_if_whole(event.request_id, event.system):
                     await self._completed(event.request_id, event.system)
+                elif await self._completed_at(event.request_id, event.system, event.attempt):
+                    # Redelivered after the completion was stored but before what follows it was
+                    # done (the handler failed half-way): do that now. Both steps are idempotent.
+                    await self._merge_discovered(event.request_id, event.system)
+                    await self.advance(event.request_id)
             case AttemptEnded(outcome=AttemptOutcome.FAILED):
-                rows = {row.system: row for row in await self._store.system_rows(event.request_id)}
-                current = rows.get(event.system)
+                current = await self._row(event.request_id, event.system)
                 if current is None or current.attempt != event.attempt or current.state.ended:
                     return
                 if event.retryable:
@@ -285,27 +368,61 @@ class Collector:
         await self._merge_discovered(request_id, system)
         await self.advance(request_id)
 
+    async def _row(self, request_id: str, system: str) -> SystemRow | None:
+        return next((r for r in await self._store.system_rows(request_id) if r.system == system), None)
+
+    async def _completed_at(self, request_id: str, system: str, attempt: int) -> bool:
+        row = await self._row(request_id, system)
+        return row is not None and row.state is SystemState.COMPLETED and row.attempt == attempt
+
     async def _merge_discovered(self, request_id: str, system: str) -> None:
-        """Add the strong identifiers a system discovered to the request's own."""
-        row = next((r for r in await self._store.system_rows(request_id) if r.system == system), None)
-        secrets = await self._store.secrets(request_id)
-        if row is None or not row.sealed_discovered or secrets.wrapped_private_key is None:
+        """Add the strong identifiers a completed system discovered to the request's own.
+
+        Normalised as the request's own are, the invalid dropped, at most
+        `MAX_DISCOVERED_PER_KIND` of a kind; never one that designates someone else (see
+        `_conflicts`). Read-modify-write under the request's row lock: concurrent merges all
+        count. Merging the same discoveries twice changes nothing.
+        """
+        row = await self._row(request_id, system)
+        if row is None or row.state is not SystemState.COMPLETED or not row.sealed_discovered:
             return
-        if secrets.sealed_identifiers is None:
+        secrets = await self._store.secrets(request_id)
+        if secrets.state is not RequestState.COLLECTING or secrets.wrapped_private_key is None:
             return
         private = self._keys.private_key(request_id, secrets.wrapped_private_key)
         try:
             plain = open_sealed(row.sealed_discovered, private, discovered_binding(request_id, system, row.attempt))
-            found = decode_discovered(plain, system)
+            found = _vetted(decode_discovered(plain, system), request_id, system)
         except (SealError, PayloadError):
             log.warning("discarded unreadable discovered identifiers request=%s system=%s", request_id, system)
             return
-        known = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
-        seen = {(i.kind, i.value) for i in known}
-        new = [i for i in found if (i.kind, i.value) not in seen]
-        if new:
-            await self._store.set_identifiers(request_id, self._keys.seal_identifiers(request_id, [*known, *new]))
-            log.info("request=%s system=%s discovered %d identifier(s)", request_id, system, len(new))
+        if not found:
+            return
+        added: list[Identifier] = []
+        conflicts: list[Identifier] = []
+
+        def merge(sealed: bytes) -> bytes | None:
+            known = self._keys.open_identifiers(request_id, sealed)
+            added.clear()
+            conflicts.clear()
+            for identifier in found:
+                if any((i.kind, i.value) == (identifier.kind, identifier.value) for i in [*known, *added]):
+                    continue
+                if _conflicts(identifier, [*known, *added]):
+                    conflicts.append(identifier)
+                else:
+                    added.append(identifier)
+            return self._keys.seal_identifiers(request_id, [*known, *added]) if added else None
+
+        merged = await self._store.update_identifiers(request_id, merge)
+        if conflicts:
+            kinds = ",".join(sorted({i.kind.value for i in conflicts}))
+            log.warning(
+                "request=%s system=%s discovered %d identifier(s) of another person (kinds: %s); not searched",
+                request_id, system, len(conflicts), kinds,
+            )  # fmt: skip
+        if merged:
+            log.info("request=%s system=%s discovered %d identifier(s)", request_id, system, len(added))
 
     # Heartbeats -------------------------------------------------------------------------------
 
@@ -333,7 +450,52 @@ class Collector:
         """At start-up: move every collecting request along (after a crash, say)."""
         for request_id in await self._store.open_request_ids():
             with self._isolated(request_id):
-                await self.advance(request_id)
+                await self._recover(request_id)
+
+
+def _vetted(found: list[Identifier], request_id: str, system: str) -> list[Identifier]:
+    """Discovered identifiers normalised, the invalid dropped, at most MAX_DISCOVERED_PER_KIND per kind."""
+    kept: dict[Ident, list[str]] = {}
+    invalid = excess = 0
+    for identifier in found:
+        normalise = NORMALISERS.get(identifier.kind)
+        try:
+            if normalise is None:
+                raise ValueError("not a kind that propagates")
+            value = normalise(identifier.value)
+        except ValueError:
+            invalid += 1
+            continue
+        values = kept.setdefault(identifier.kind, [])
+        if value in values:
+            continue
+        if len(values) >= MAX_DISCOVERED_PER_KIND:
+            excess += 1
+            continue
+        values.append(value)
+    if invalid or excess:
+        log.warning(
+            "request=%s system=%s: %d invalid discovered identifier(s) dropped, %d beyond %d of a kind",
+            request_id, system, invalid, excess, MAX_DISCOVERED_PER_KIND,
+        )  # fmt: skip
+    return [Identifier(kind, value, source=system) for kind, values in kept.items() for value in values]
+
+
+def _conflicts(identifier: Identifier, known: list[Identifier]) -> bool:
+    """Whether a discovered identifier designates another person than the request's subject.
+
+    A person has one NIR and one `person_id` of the policy system. A value of those kinds that
+    differs from what the request named (or, for the NIR, from any NIR already known) is someone
+    else's: a namesake's file, a shared e-mail. E-mails, cookies and candidate files can be
+    several for one person, and are taken.
+    """
+    if identifier.kind not in ONE_PER_PERSON:
+        return False
+    same_kind = [i for i in known if i.kind is identifier.kind and i.value != identifier.value]
+    if identifier.kind is Ident.NIR:
+        return bool(same_kind)
+    named = {i.value for i in known if i.kind is identifier.kind and i.source == "request"}
+    return bool(named) and identifier.value not in named
 
 
 async def run_periodically(interval: float, work: Callable[[], Awaitable[object]]) -> None:

@@ -80,7 +80,7 @@ class RequestService:
         submission = validate_submission(raw)
         infos = await self._collector.known_systems()
         systems = await self._choose_systems(submission, infos)
-        digest = keyed_digest(self._master_key, _canonical(submission, systems))
+        digest = keyed_digest(self._master_key, _canonical(submission))
         subject_digests = [
             keyed_digest(self._master_key, f"subject:{i.kind.value}:{i.value}".encode())
             for i in submission.identifiers
@@ -126,10 +126,19 @@ class RequestService:
             )
 
     async def _choose_systems(self, submission: Submission, infos: dict[str, SystemInfo]) -> list[str]:
+        """The systems named, or else every system whose connector is alive (a recent heartbeat).
+
+        A named system need only have been seen once: it is dispatched to when it comes back,
+        or times out. A system whose connector has been silent for long (retired, say) is not
+        part of the default set.
+        """
         if not infos:
             raise FailedPrecondition("no source system has announced itself yet; start the connectors")
         if not submission.systems:
-            return sorted(infos)
+            alive = sorted(name for name, info in infos.items() if info.alive)
+            if not alive:
+                raise FailedPrecondition("no source system's connector is alive; start the connectors")
+            return alive
         unknown = [(i, s) for i, s in enumerate(submission.systems) if s not in infos]
         if unknown:
             raise InvalidArgument(
@@ -239,7 +248,20 @@ class RequestService:
         if view.archive.expires_at is not None and view.archive.expires_at < self._clock():
             raise NotFound("the archive has expired")
         await self._audit.append(caller, "download", request_id, {"version": view.archive.version})
-        return Download(view.archive, self._store.iter_archive(request_id, view.archive.version))
+        return Download(view.archive, self._whole_archive(request_id, view.archive))
+
+    async def _whole_archive(self, request_id: str, archive: ArchiveView) -> AsyncIterator[bytes]:
+        """The archive's chunks, read one at a time (no connection held between them).
+
+        An archive deleted while it is downloaded (purged, or replaced by a retry) ends short:
+        that is an error, never a silently truncated file.
+        """
+        served = 0
+        async for chunk in self._store.iter_archive(request_id, archive.version):
+            served += len(chunk)
+            yield chunk
+        if served != archive.size_bytes:
+            raise NotFound("the archive was deleted while it was downloaded")
 
     async def _existing(self, request_id: str) -> str:
         return (await self._store.get(request_id)).request_id
@@ -257,7 +279,9 @@ class RequestService:
         return list((await self._collector.known_systems()).values())
 
 
-def _canonical(submission: Submission, systems: Sequence[str]) -> bytes:
-    parts = [submission.kind.value, submission.recipient, ",".join(systems)]
+def _canonical(submission: Submission) -> bytes:
+    """The submission's content, for idempotency: the systems as submitted (none stays none), not as
+    resolved, so that a retried Submit is recognised whatever connectors appeared meanwhile."""
+    parts = [submission.kind.value, submission.recipient, ",".join(sorted(set(submission.systems)))]
     parts += [f"{i.kind.value}={i.value}" for i in submission.identifiers]
     return "\x1e".join(parts).encode()

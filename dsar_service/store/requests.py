@@ -7,14 +7,14 @@ transaction, so that watchers on any replica learn of it (see changes.py).
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from dsar_service.errors import FieldViolation, InvalidArgument, NotFound
+from dsar_service.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from dsar_service.model import (
     ArchiveView,
     DatasetInfo,
@@ -28,6 +28,17 @@ from dsar_service.model import (
 )
 
 NOTIFY_CHANNEL = "dsar_requests"
+
+OPEN_SYSTEM_STATES = ("pending", "dispatched", "running")
+RETRYABLE_SYSTEM_STATES = ("completed", "failed", "timed_out", "skipped")
+
+
+class _NotCollecting(Exception):
+    """Rolls back a dispatch whose request left collection meanwhile."""
+
+
+class LostLease(Exception):
+    """An assembly's claim on its request is gone (cancelled, or taken over after its lease ran out)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,12 @@ class SystemRow:
     queried_count: int
     expected_chunks: int | None
     sealed_discovered: bytes | None
+    run_first_attempt: int = 1
+
+    @property
+    def attempts_in_run(self) -> int:
+        """How many attempts the current run (first dispatch, RetrySystem, asking again) has made."""
+        return self.attempt - self.run_first_attempt + 1
 
 
 @dataclass(frozen=True)
@@ -249,45 +266,114 @@ class RequestStore:
         rows = await self._pool.fetch("SELECT request_id FROM requests WHERE state = 'collecting'")
         return [str(r["request_id"]) for r in rows]
 
+    async def claim_idle_requests(self, now: datetime, idle_since: datetime, limit: int = 100) -> list[str]:
+        """Collecting requests unchanged since `idle_since` that something could move along.
+
+        That is: one with a pending system (its round may be due), or one whose systems have all
+        ended (its assembly is due). Attempts in flight are the timeout sweep's. The requests are
+        claimed (their `updated_at` set to `now`) so that other replicas skip them for a while;
+        rows another replica holds are skipped.
+        """
+        rows = await self._pool.fetch(
+            """UPDATE requests SET updated_at = $1
+               WHERE request_id IN (
+                   SELECT r.request_id FROM requests r
+                   WHERE r.state = 'collecting' AND r.updated_at < $2
+                     AND (EXISTS (SELECT 1 FROM request_systems s
+                                  WHERE s.request_id = r.request_id AND s.state = 'pending')
+                          OR NOT EXISTS (SELECT 1 FROM request_systems s
+                                         WHERE s.request_id = r.request_id AND s.state = ANY($4)))
+                   ORDER BY r.updated_at LIMIT $3
+                   FOR UPDATE SKIP LOCKED)
+               RETURNING request_id""",
+            now,
+            idle_since,
+            limit,
+            list(OPEN_SYSTEM_STATES),
+        )
+        return [str(r["request_id"]) for r in rows]
+
     # Collection -------------------------------------------------------------------------------
 
     async def mark_dispatched(
-        self, request_id: str, system: str, attempt: int, deadline: datetime, round_: int, queried_count: int
+        self,
+        request_id: str,
+        system: str,
+        attempt: int,
+        deadline: datetime,
+        round_: int,
+        queried_count: int,
+        expected: Sequence[SystemState],
+        new_run: bool,
     ) -> bool:
-        """Record attempt `attempt` as sent, unless another replica got there first."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                """UPDATE request_systems SET state = 'dispatched', attempt = $3, deadline_at = $4,
+        """Record attempt `attempt` as sent, if the system is still where the caller saw it.
+
+        `expected` is where the caller found the system: pending (a first dispatch, or after
+        RetrySystem), dispatched or running (a retry after silence or a retryable failure),
+        completed (asked again with new identifiers). A system that moved meanwhile (a completion
+        consumed while the sweep decided on a retry, another replica's dispatch) is left alone:
+        returns False. `new_run` starts a new run of attempts (see `SystemRow.attempts_in_run`).
+
+        The request must still be collecting when the transaction ends: its row is updated last
+        (the order every writer follows: system, then request), after the system's, so that an
+        assembly claimed meanwhile (claim_assembly locks that row, then reads the systems) either
+        sees this dispatch or makes it roll back.
+        """
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                status = await conn.execute(
+                    """UPDATE request_systems SET state = 'dispatched', attempt = $3, deadline_at = $4,
                        expected_chunks = NULL, error = '', records = 0, bytes = 0, ended_at = NULL,
-                       started_at = COALESCE(started_at, now()), round = $5, queried_count = $6
-                   WHERE request_id = $1 AND system = $2 AND attempt = $3 - 1 AND state <> 'cancelled'
-                     AND EXISTS (SELECT 1 FROM requests WHERE request_id = $1 AND state = 'collecting')""",
+                       started_at = COALESCE(started_at, now()), round = $5, queried_count = $6,
+                       run_first_attempt = CASE WHEN $8 THEN $3 ELSE run_first_attempt END
+                   WHERE request_id = $1 AND system = $2 AND attempt = $3 - 1 AND state = ANY($7)""",
+                    _uuid(request_id),
+                    system,
+                    attempt,
+                    deadline,
+                    round_,
+                    queried_count,
+                    [state.value for state in expected],
+                    new_run,
+                )
+                if not status.endswith(" 1"):
+                    return False
+                collecting = await conn.execute(
+                    "UPDATE requests SET updated_at = now() WHERE request_id = $1 AND state = 'collecting'",
+                    _uuid(request_id),
+                )
+                if not collecting.endswith(" 1"):
+                    raise _NotCollecting
+                await _notify(conn, request_id)
+        except _NotCollecting:
+            return False
+        return True
+
+    async def update_identifiers(self, request_id: str, update: Callable[[bytes], bytes | None]) -> bool:
+        """Read-modify-write the sealed identifiers of a collecting request, under its row lock.
+
+        `update` gets the sealed identifiers and returns the new ones, or None to leave them.
+        Two merges at once (two replicas during a rebalance) are serialised: neither loses the
+        other's. Returns whether they changed.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            sealed = await conn.fetchval(
+                """SELECT sealed_identifiers FROM requests
+                   WHERE request_id = $1 AND state = 'collecting' FOR UPDATE""",
                 _uuid(request_id),
-                system,
-                attempt,
-                deadline,
-                round_,
-                queried_count,
             )
-            await _touch(conn, request_id)
-        return bool(status.endswith(" 1"))
-
-    async def postpone(self, request_id: str, system: str, attempt: int, deadline: datetime) -> None:
-        """Push an attempt's deadline back (so that a sweep does not take it again at once)."""
-        await self._pool.execute(
-            "UPDATE request_systems SET deadline_at = $4 WHERE request_id = $1 AND system = $2 AND attempt = $3",
-            _uuid(request_id),
-            system,
-            attempt,
-            deadline,
-        )
-
-    async def set_identifiers(self, request_id: str, sealed_identifiers: bytes) -> None:
-        await self._pool.execute(
-            "UPDATE requests SET sealed_identifiers = $2 WHERE request_id = $1",
-            _uuid(request_id),
-            sealed_identifiers,
-        )
+            if sealed is None:
+                return False
+            updated = update(bytes(sealed))
+            if updated is None:
+                return False
+            await conn.execute(
+                "UPDATE requests SET sealed_identifiers = $2, updated_at = now() WHERE request_id = $1",
+                _uuid(request_id),
+                updated,
+            )
+            await _notify(conn, request_id)
+        return True
 
     async def record_progress(
         self, request_id: str, system: str, attempt: int, records: int, byte_count: int, deadline: datetime
@@ -387,28 +473,50 @@ class RequestStore:
                 await _touch(conn, request_id)
         return done
 
-    async def expired_attempts(self, now: datetime, limit: int = 100) -> list[SystemRow]:
-        """Attempts past their deadline; locked rows (another replica on them) are skipped."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                """SELECT * FROM request_systems WHERE deadline_at < $1
-                   AND state IN ('dispatched', 'running') ORDER BY deadline_at LIMIT $2
-                   FOR UPDATE SKIP LOCKED""",
-                now,
-                limit,
-            )
+    async def expired_attempts(self, now: datetime, postpone_to: datetime, limit: int = 100) -> list[SystemRow]:
+        """Claim the attempts past their deadline: their deadline moves to `postpone_to` at once.
+
+        One statement, so that replicas sweeping together never take the same attempt; rows
+        another replica holds are skipped.
+        """
+        rows = await self._pool.fetch(
+            """UPDATE request_systems SET deadline_at = $2
+               WHERE (request_id, system) IN (
+                   SELECT request_id, system FROM request_systems
+                   WHERE deadline_at < $1 AND state IN ('dispatched', 'running')
+                   ORDER BY deadline_at LIMIT $3
+                   FOR UPDATE SKIP LOCKED)
+               RETURNING *""",
+            now,
+            postpone_to,
+            limit,
+        )
         return [_system_row(r) for r in rows]
 
     async def reset_system(self, request_id: str, system: str) -> None:
-        """Make an ended system pending again, for RetrySystem."""
+        """Make an ended system pending again, for RetrySystem on a collecting request.
+
+        Compare-and-set under the request's row lock: raises FailedPrecondition when the request
+        is no longer collecting (an assembly was claimed meanwhile) or the system is not ended.
+        """
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            state = await conn.fetchval(
+                "SELECT state FROM requests WHERE request_id = $1 FOR UPDATE", _uuid(request_id)
+            )
+            if state is None:
+                raise NotFound("no such request")
+            if state != "collecting":
+                raise FailedPrecondition(f"the request is {state} now; retry when it is ready")
+            status = await conn.execute(
                 """UPDATE request_systems SET state = 'pending', error = '', ended_at = NULL,
                        expected_chunks = NULL, deadline_at = NULL
-                   WHERE request_id = $1 AND system = $2""",
+                   WHERE request_id = $1 AND system = $2 AND state = ANY($3)""",
                 _uuid(request_id),
                 system,
+                list(RETRYABLE_SYSTEM_STATES),
             )
+            if not status.endswith(" 1"):
+                raise FailedPrecondition("the system is still working on this request")
             await _touch(conn, request_id)
 
     async def iter_chunks(self, request_id: str, system: str, attempt: int) -> AsyncIterator[bytes]:
@@ -428,8 +536,13 @@ class RequestStore:
     # Assembly ---------------------------------------------------------------------------------
 
     async def claim_assembly(self, request_id: str, lease_seconds: float) -> int | None:
-        """Take the request for assembly when every system has ended; returns the new archive version."""
+        """Take the request for assembly when every system has ended; returns the new archive version.
+
+        The request's row is locked first, so that the check on its systems reads what a
+        concurrent RetrySystem or dispatch (which lock the same row) committed.
+        """
         async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM requests WHERE request_id = $1 FOR UPDATE", _uuid(request_id))
             version = await conn.fetchval(
                 """UPDATE requests SET state = 'assembling', archive_version = archive_version + 1,
                        assembly_lease_until = now() + make_interval(secs => $2), updated_at = now()
@@ -452,14 +565,31 @@ class RequestStore:
         )
         return [str(r["request_id"]) for r in rows]
 
+    async def renew_assembly(self, request_id: str, version: int, lease_seconds: float) -> None:
+        """Extend the lease of the assembly of `version`; raises LostLease when it is not ours any more."""
+        status = await self._pool.execute(
+            """UPDATE requests SET assembly_lease_until = now() + make_interval(secs => $3)
+               WHERE request_id = $1 AND archive_version = $2 AND state = 'assembling'""",
+            _uuid(request_id),
+            version,
+            lease_seconds,
+        )
+        if not status.endswith(" 1"):
+            raise LostLease(f"the assembly of version {version} lost its claim")
+
     async def add_archive_chunk(self, request_id: str, version: int, sequence: int, data: bytes) -> None:
-        await self._pool.execute(
-            "INSERT INTO archive_chunks (request_id, version, sequence, data) VALUES ($1, $2, $3, $4)",
+        """Store one piece of the archive being built; raises LostLease when the build is not ours any more."""
+        status = await self._pool.execute(
+            """INSERT INTO archive_chunks (request_id, version, sequence, data)
+               SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM requests WHERE request_id = $1
+                                                   AND archive_version = $2 AND state = 'assembling')""",
             _uuid(request_id),
             version,
             sequence,
             data,
         )
+        if not status.endswith(" 1"):
+            raise LostLease(f"the assembly of version {version} lost its claim")
 
     async def finish_archive(self, request_id: str, version: int, size: int, sha256: str, expires_at: datetime) -> bool:
         """Publish the archive, destroy the request key and the sealed chunks, drop older versions.
@@ -470,8 +600,8 @@ class RequestStore:
         async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
                 """UPDATE requests SET state = 'ready', archive_size = $3, archive_sha256 = $4,
-                       archive_created_at = now(), archive_expires_at = $5, wrapped_private_key = NULL,
-                       assembly_lease_until = NULL, updated_at = now()
+                       archive_created_at = now(), archive_expires_at = $5, archive_purged_at = NULL,
+                       wrapped_private_key = NULL, assembly_lease_until = NULL, updated_at = now()
                    WHERE request_id = $1 AND archive_version = $2 AND state = 'assembling'""",
                 _uuid(request_id),
                 version,
@@ -494,31 +624,56 @@ class RequestStore:
         return True
 
     async def discard_archive_version(self, request_id: str, version: int) -> None:
+        """Drop the pieces of an archive version that was not published (a failed or lost build).
+
+        A builder only ever discards its own version; the published one (ready, same version)
+        is never touched, whoever asks.
+        """
         await self._pool.execute(
-            "DELETE FROM archive_chunks WHERE request_id = $1 AND version = $2", _uuid(request_id), version
+            """DELETE FROM archive_chunks WHERE request_id = $1 AND version = $2
+                 AND NOT EXISTS (SELECT 1 FROM requests WHERE request_id = $1
+                                 AND archive_version = $2 AND state = 'ready')""",
+            _uuid(request_id),
+            version,
         )
 
-    async def fail_request(self, request_id: str, error: str) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """UPDATE requests SET state = 'failed', error = $2, wrapped_private_key = NULL,
-                       sealed_identifiers = NULL, updated_at = now() WHERE request_id = $1""",
-                _uuid(request_id),
-                error,
-            )
-            await conn.execute("DELETE FROM result_chunks WHERE request_id = $1", _uuid(request_id))
-            await _notify(conn, request_id)
+    async def fail_request(self, request_id: str, version: int, error: str) -> bool:
+        """Fail the request whose assembly of `version` could not be built, if that build still holds it.
 
-    async def iter_archive(self, request_id: str, version: int) -> AsyncIterator[bytes]:
+        A stale builder (its lease taken over, the request cancelled or already ready) changes
+        nothing: returns False.
+        """
         async with self._pool.acquire() as conn, conn.transaction():
-            cursor = conn.cursor(
-                "SELECT data FROM archive_chunks WHERE request_id = $1 AND version = $2 ORDER BY sequence",
+            status = await conn.execute(
+                """UPDATE requests SET state = 'failed', error = $3, wrapped_private_key = NULL,
+                       sealed_identifiers = NULL, assembly_lease_until = NULL, updated_at = now()
+                   WHERE request_id = $1 AND archive_version = $2 AND state = 'assembling'""",
                 _uuid(request_id),
                 version,
-                prefetch=2,
+                error,
             )
-            async for row in cursor:
-                yield bytes(row["data"])
+            if not status.endswith(" 1"):
+                return False
+            await conn.execute("DELETE FROM result_chunks WHERE request_id = $1", _uuid(request_id))
+            await conn.execute("DELETE FROM archive_chunks WHERE request_id = $1", _uuid(request_id))
+            await _notify(conn, request_id)
+        return True
+
+    async def iter_archive(self, request_id: str, version: int) -> AsyncIterator[bytes]:
+        """The archive's chunks in order, one short query each: a slow download holds no connection."""
+        sequence = -1
+        while True:
+            row = await self._pool.fetchrow(
+                """SELECT sequence, data FROM archive_chunks
+                   WHERE request_id = $1 AND version = $2 AND sequence > $3 ORDER BY sequence LIMIT 1""",
+                _uuid(request_id),
+                version,
+                sequence,
+            )
+            if row is None:
+                return
+            sequence = row["sequence"]
+            yield bytes(row["data"])
 
     # Caller actions ---------------------------------------------------------------------------
 
@@ -538,9 +693,11 @@ class RequestStore:
                    RETURNING system""",
                 _uuid(request_id),
             )
+            # A new archive version: an assembly under way finds its claim gone and stops.
             await conn.execute(
                 """UPDATE requests SET state = 'cancelled', wrapped_private_key = NULL,
-                       sealed_identifiers = NULL, updated_at = now() WHERE request_id = $1""",
+                       sealed_identifiers = NULL, archive_version = archive_version + 1,
+                       assembly_lease_until = NULL, updated_at = now() WHERE request_id = $1""",
                 _uuid(request_id),
             )
             await conn.execute("DELETE FROM result_chunks WHERE request_id = $1", _uuid(request_id))
@@ -567,11 +724,26 @@ class RequestStore:
         return row["original_due_at"], RequestState(row["state"])
 
     async def reopen_for_retry(self, request_id: str, public_key: bytes, wrapped_private_key: bytes) -> None:
-        """After an archive was built, a retry collects again under a fresh request key."""
+        """After an archive was built, a retry collects again under a fresh request key.
+
+        Compare-and-set: only a ready request is reopened (FailedPrecondition otherwise, for
+        instance for the second of two RetrySystem calls at once, which must not replace the key
+        the first one dispatched with). The old archive goes at once (it is not served while
+        collecting, and the new version replaces it); its expiry and purge marks are cleared,
+        so that the next version is served and purged in its own time.
+        """
         async with self._pool.acquire() as conn, conn.transaction():
+            state = await conn.fetchval(
+                "SELECT state FROM requests WHERE request_id = $1 FOR UPDATE", _uuid(request_id)
+            )
+            if state is None:
+                raise NotFound("no such request")
+            if state != "ready":
+                raise FailedPrecondition(f"the request is {state} now; only a ready request is reopened")
             await conn.execute(
                 """UPDATE requests SET state = 'collecting', public_key = $2, wrapped_private_key = $3,
-                       updated_at = now() WHERE request_id = $1""",
+                       archive_expires_at = NULL, archive_purged_at = NULL, updated_at = now()
+                   WHERE request_id = $1""",
                 _uuid(request_id),
                 public_key,
                 wrapped_private_key,
@@ -581,6 +753,7 @@ class RequestStore:
                        expected_chunks = NULL, deadline_at = NULL WHERE request_id = $1""",
                 _uuid(request_id),
             )
+            await conn.execute("DELETE FROM archive_chunks WHERE request_id = $1", _uuid(request_id))
             await _notify(conn, request_id)
 
     # Systems ----------------------------------------------------------------------------------
@@ -709,6 +882,7 @@ def _system_row(row: asyncpg.Record) -> SystemRow:
         queried_count=row["queried_count"],
         expected_chunks=row["expected_chunks"],
         sealed_discovered=_bytes(row["sealed_discovered"]),
+        run_first_attempt=row["run_first_attempt"],
     )
 
 

@@ -5,6 +5,7 @@ the sealing, the state machine and the assembly are the real ones. Each test sta
 records it expects in the archive.
 """
 
+import asyncio
 import io
 import json
 import uuid
@@ -18,16 +19,18 @@ import pyrage
 import pytest
 
 from dsar.bus.v1 import bus_pb2
-from dsar_common.sealing import KeyPair, chunk_binding, open_sealed, query_binding, seal
+from dsar_common.kafka import BusError
+from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed, query_binding, seal
 from dsar_common.settings import Settings
 from dsar_service.bus import AttemptEnded, AttemptOutcome, ChunkReceived, HeartbeatReceived, ProgressReported
 from dsar_service.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from dsar_service.model import Kind, RequestState, SystemState
 from dsar_service.requests.assembly import Assembler
-from dsar_service.requests.collection import Collector
+from dsar_service.requests.collection import MAX_DISCOVERED_PER_KIND, Collector
+from dsar_service.requests.keys import RequestKeys
 from dsar_service.requests.service import RequestService
-from dsar_service.requests.subject import RawSubmission
-from dsar_service.store import AuditLog, ChangeFeed, RequestStore, open_pool
+from dsar_service.requests.subject import RawSubmission, nir_key
+from dsar_service.store import AuditLog, ChangeFeed, RequestSecrets, RequestStore, open_pool
 from dsar_service.store.audit import verify_chain
 
 CONNECTOR_KEY = KeyPair.generate()
@@ -40,19 +43,25 @@ class SentQuery:
     attempt: int
     result_public_key: bytes
     sealed_query: bytes
+    deadline: datetime
 
 
 @dataclass
 class RecordingBus:
     queries: list[SentQuery] = field(default_factory=list)
     cancels: list[tuple[str, str]] = field(default_factory=list)
+    ensured: list[str] = field(default_factory=list)
+    failing_sends: int = 0  # how many of the next sends fail, as a broker that lost its topics would
 
     async def ensure_command_topic(self, system: str) -> None:
-        return None
+        self.ensured.append(system)
 
     async def send_query(self, *, request_id: str, system: str, attempt: int, result_public_key: bytes,
                          key_id: str, sealed_query: bytes, deadline: datetime) -> None:  # fmt: skip
-        self.queries.append(SentQuery(request_id, system, attempt, result_public_key, sealed_query))
+        if self.failing_sends:
+            self.failing_sends -= 1
+            raise BusError("could not send to the command topic: UnknownTopicOrPartitionError")
+        self.queries.append(SentQuery(request_id, system, attempt, result_public_key, sealed_query, deadline))
 
     async def send_cancel(self, request_id: str, system: str) -> None:
         self.cancels.append((request_id, system))
@@ -88,7 +97,8 @@ class Harness:
 async def harness(settings: Settings) -> AsyncIterator[Harness]:
     settings = settings.with_values(system_timeout_seconds=30.0, max_attempts=3, subject_requests_per_day=10_000)
     async with open_pool(settings.database_url) as pool, ChangeFeed.listening(settings.database_url) as changes:
-        store, bus, clock, collected = RequestStore(pool), RecordingBus(), Clock(), []
+        store, bus, clock = RequestStore(pool), RecordingBus(), Clock()
+        collected: list[str] = []
         collector = Collector(store, bus, settings, on_collected=collected.append, clock=clock)
         service = RequestService(store, collector, changes, AuditLog(pool), settings, clock=clock)
         for system, discovers in (("policy", ("person_id",)), ("claims", ())):
@@ -111,13 +121,14 @@ async def harness(settings: Settings) -> AsyncIterator[Harness]:
                       pyrage.x25519.Identity.generate(), pool)  # fmt: skip
 
 
-async def submit(h: Harness, systems: list[str], **subject: list[str]) -> str:
-    raw = RawSubmission(
+def raw_submission(h: Harness, systems: list[str], key: str = "", **subject: list[str]) -> RawSubmission:
+    """A submission naming `subject`'s emails (jean.dupont@… by default), person_ids and nir."""
+    return RawSubmission(
         kind=Kind.ACCESS,
         emails=subject.get("emails", ["jean.dupont@example.com"]),
         phones=[],
-        nir="",
-        person_ids=[],
+        nir="".join(subject.get("nir", [])),
+        person_ids=subject.get("person_ids", []),
         policy_numbers=[],
         visitor_ids=[],
         candidate_ids=[],
@@ -125,10 +136,13 @@ async def submit(h: Harness, systems: list[str], **subject: list[str]) -> str:
         last_name="",
         birth_date="",
         recipient=str(h.identity.to_public()),
-        request_key=f"test:{uuid.uuid4()}",
+        request_key=key or f"test:{uuid.uuid4()}",
         systems=systems,
     )
-    view, created = await h.service.submit(raw)
+
+
+async def submit(h: Harness, systems: list[str], **subject: list[str]) -> str:
+    view, created = await h.service.submit(raw_submission(h, systems, "", **subject))
     assert created
     return view.request_id
 
@@ -260,8 +274,6 @@ async def test_discoverers_go_first_and_their_findings_feed_the_next_round(harne
         bus_pb2.Identifier(kind=bus_pb2.IDENTIFIER_KIND_PERSON_ID, value="3f1d2c4e-0000-4000-8000-000000000001"),
         bus_pb2.Identifier(kind=bus_pb2.IDENTIFIER_KIND_PHONE, value="+33612345678"),  # weak: must not propagate
     ])  # fmt: skip
-    from dsar_common.sealing import discovered_binding
-
     sealed = seal(discovered.SerializeToString(), policy.result_public_key, discovered_binding(request_id, "policy", 1))
     done = completion(policy, 0)
     await harness.collector.on_result(
@@ -401,3 +413,366 @@ async def test_archives_expire_and_old_requests_are_purged(harness: Harness) -> 
     assert purged >= 1
     with pytest.raises(NotFound):
         await harness.service.get(request_id)
+
+
+# The state machine under failures and races (each test names what went wrong before) --------------
+
+PERSON_ID = "3f1d2c4e-0000-4000-8000-000000000001"
+
+
+def discovered(query: SentQuery, *found: tuple["bus_pb2.IdentifierKind.ValueType", str]) -> bytes:
+    """Discovered identifiers (bus kind, value), sealed as the connector seals them."""
+    message = bus_pb2.Discovered(identifiers=[bus_pb2.Identifier(kind=k, value=v) for k, v in found])
+    binding = discovered_binding(query.request_id, query.system, query.attempt)
+    return seal(message.SerializeToString(), query.result_public_key, binding)
+
+
+def completion_with(query: SentQuery, chunks: int, sealed_discovered: bytes) -> AttemptEnded:
+    return AttemptEnded(query.request_id, query.system, query.attempt, AttemptOutcome.COMPLETED, chunks, 0, 0, "",
+                        False, sealed_discovered)  # fmt: skip
+
+
+async def complete(h: Harness, request_id: str, system: str) -> SentQuery:
+    query = h.bus.last(request_id, system)
+    await h.collector.on_result(sealed_chunk(query, 0, [("insured_person", "p1", {"person_id": "p1"})]))
+    await h.collector.on_result(completion(query, 1))
+    return query
+
+
+async def identifiers_of(h: Harness, request_id: str) -> set[tuple[str, str]]:
+    sealed = (await h.store.secrets(request_id)).sealed_identifiers
+    assert sealed is not None
+    return {(i.kind.value, i.value) for i in RequestKeys(h.settings.require_master_key()).open_identifiers(
+        request_id, sealed)}  # fmt: skip
+
+
+def queried(h: Harness, query: SentQuery) -> set[tuple[int, str]]:
+    plain = open_sealed(query.sealed_query, CONNECTOR_KEY.private,
+                        query_binding(query.request_id, query.system, query.attempt))  # fmt: skip
+    return {(i.kind, i.value) for i in bus_pb2.Query.FromString(plain).identifiers}
+
+
+async def test_a_redelivered_completion_finishes_what_a_failure_interrupted(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the completion was committed first; when the merge failed, the redelivery did nothing."""
+    request_id = await submit(harness, ["claims", "policy"])
+    policy = harness.bus.last(request_id, "policy")
+    event = completion_with(policy, 0, discovered(policy, (bus_pb2.IDENTIFIER_KIND_PERSON_ID, PERSON_ID)))
+
+    async def database_blip(*args: object) -> bool:
+        raise ConnectionResetError("connection reset")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(harness.store, "update_identifiers", database_blip)
+        with pytest.raises(ConnectionResetError):
+            await harness.collector.on_result(event)
+    assert states((await harness.service.get(request_id)).systems)["policy"] is SystemState.COMPLETED
+    await harness.collector.on_result(event)  # Kafka delivers it again: nothing was committed
+    claims = harness.bus.last(request_id, "claims")
+    assert (bus_pb2.IDENTIFIER_KIND_PERSON_ID, PERSON_ID) in queried(harness, claims)
+
+
+async def test_the_idle_sweep_moves_along_a_request_whose_next_step_was_lost(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: no sweep looked at a collecting request with pending systems: stuck until a restart."""
+    request_id = await submit(harness, ["claims", "policy"])
+    policy = harness.bus.last(request_id, "policy")
+
+    async def crash(*args: object) -> None:
+        raise ConnectionResetError("the replica died here")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(harness.collector, "advance", crash)
+        with pytest.raises(ConnectionResetError):
+            await harness.collector.on_result(
+                completion_with(policy, 0, discovered(policy, (bus_pb2.IDENTIFIER_KIND_PERSON_ID, PERSON_ID)))
+            )
+    harness.clock.now += timedelta(seconds=2)
+    await harness.collector.resume_idle_requests(timedelta(seconds=5))
+    assert [q for q in harness.bus.queries if q.system == "claims" and q.request_id == request_id] == []
+    harness.clock.now += timedelta(minutes=1)
+    await harness.collector.resume_idle_requests(timedelta(seconds=5))
+    claims = harness.bus.last(request_id, "claims")
+    assert (bus_pb2.IDENTIFIER_KIND_PERSON_ID, PERSON_ID) in queried(harness, claims)
+
+    with monkeypatch.context() as patch:  # the last system completes, and the assembly is never scheduled
+        patch.setattr(harness.collector, "advance", crash)
+        with pytest.raises(ConnectionResetError):
+            await complete(harness, request_id, "claims")
+    assert request_id not in harness.collected
+    harness.clock.now += timedelta(minutes=1)
+    await harness.collector.resume_idle_requests(timedelta(seconds=5))
+    assert request_id in harness.collected
+
+
+async def test_a_long_assembly_renews_its_lease_and_is_not_taken_over(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the lease was never renewed: a build longer than it was claimed again and thrown away."""
+    request_id = await submit(harness, ["policy"])
+    query = harness.bus.last(request_id, "policy")
+    for sequence in range(6):
+        await harness.collector.on_result(sealed_chunk(query, sequence, [("policy", f"c{sequence}", {"n": sequence})]))
+    await harness.collector.on_result(completion(query, 6))
+    assembler = Assembler(harness.store, harness.settings.with_values(assembly_lease_seconds=1.0))
+    chunks = harness.store.iter_chunks
+
+    async def slow_chunks(*args: str | int) -> AsyncIterator[bytes]:
+        async for chunk in chunks(*args):  # type: ignore[arg-type]
+            await asyncio.sleep(0.25)  # a slow source: the build lasts three times the lease
+            yield chunk
+
+    monkeypatch.setattr(harness.store, "iter_chunks", slow_chunks)
+    build = asyncio.create_task(assembler.assemble(request_id))
+    takeovers = 0
+    while not build.done():  # what every replica's sweep does, often
+        if request_id in await harness.store.stale_assemblies():
+            takeovers += 1
+            await assembler.assemble(request_id)
+        await asyncio.wait([build], timeout=0.05)
+    await build
+    view = await harness.service.get(request_id)
+    assert view.state is RequestState.READY and view.archive is not None
+    assert (takeovers, view.archive.version) == (0, 1)
+    versions = await harness.pool.fetch(
+        "SELECT DISTINCT version FROM archive_chunks WHERE request_id = $1", uuid.UUID(request_id))  # fmt: skip
+    assert [r["version"] for r in versions] == [1]
+
+
+async def test_a_stale_builder_never_fails_nor_deletes_a_published_archive(harness: Harness) -> None:
+    """Before: fail_request and discard_archive_version were unconditional."""
+    request_id = await submit(harness, ["policy"])
+    await complete(harness, request_id, "policy")
+    assert await harness.store.claim_assembly(request_id, 60) == 1  # builder A, which then stalls
+    await harness.pool.execute(
+        "UPDATE requests SET assembly_lease_until = now() - interval '1 second' WHERE request_id = $1",
+        uuid.UUID(request_id),
+    )
+    await harness.assembler.assemble(request_id)  # builder B takes over: version 2 is published
+    assert not await harness.store.fail_request(request_id, 1, "the archive could not be built: A's error")
+    await harness.store.discard_archive_version(request_id, 2)
+    view = await harness.service.get(request_id)
+    assert view.state is RequestState.READY and view.archive is not None and view.archive.version == 2
+    download = await harness.service.download(request_id)
+    assert len(b"".join([chunk async for chunk in download.chunks])) == view.archive.size_bytes
+
+
+async def test_cancel_during_assembly_leaves_no_archive_behind(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the builder went on writing archive chunks for a cancelled request."""
+    request_id = await submit(harness, ["policy"])
+    await complete(harness, request_id, "policy")
+    add = harness.store.add_archive_chunk
+    cancelled = asyncio.Event()
+
+    async def add_after_cancel(*args: object) -> None:
+        await cancelled.wait()
+        await add(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(harness.store, "add_archive_chunk", add_after_cancel)
+    build = asyncio.create_task(harness.assembler.assemble(request_id))
+    async with asyncio.timeout(10):
+        while (await harness.service.get(request_id)).state is not RequestState.ASSEMBLING:
+            await asyncio.wait([build], timeout=0.01)
+    await harness.service.cancel(request_id)
+    cancelled.set()
+    await build
+    assert (await harness.service.get(request_id)).state is RequestState.CANCELLED
+    assert await harness.pool.fetchval(
+        "SELECT count(*) FROM archive_chunks WHERE request_id = $1", uuid.UUID(request_id)) == 0  # fmt: skip
+
+
+async def test_a_late_timeout_sweep_never_asks_a_completed_system_again(harness: Harness) -> None:
+    """Before: the retry checked only the attempt number: the completed system was dispatched again."""
+    request_id = await submit(harness, ["policy"])
+    harness.clock.now += timedelta(seconds=31)
+    now = harness.clock()
+    expired = [r for r in await harness.store.expired_attempts(now, now + timedelta(seconds=30))
+               if r.request_id == request_id]  # fmt: skip
+    assert [(r.system, r.attempt) for r in expired] == [("policy", 1)]
+    assert request_id not in {r.request_id for r in await harness.store.expired_attempts(now, now)}, "claimed once"
+    await complete(harness, request_id, "policy")  # meanwhile, the completion is consumed
+    await harness.collector.retry_or_end(request_id, "policy", 1, SystemState.TIMED_OUT, "silent")
+    view = await harness.service.get(request_id)
+    assert states(view.systems) == {"policy": SystemState.COMPLETED} and view.systems[0].attempts == 1
+    assert [q.attempt for q in harness.bus.queries if q.request_id == request_id] == [1]
+
+
+async def test_retry_system_never_lands_in_a_claimed_assembly(harness: Harness) -> None:
+    """Before: a RetrySystem that read COLLECTING reset a system after the assembly was claimed."""
+    request_id = await submit(harness, ["policy"])
+    await complete(harness, request_id, "policy")
+    assert await harness.store.claim_assembly(request_id, 60) == 1  # another replica took the assembly
+    with pytest.raises(FailedPrecondition):
+        await harness.store.reset_system(request_id, "policy")  # this replica's RetrySystem, a moment late
+    await harness.assembler._build(request_id, 1)
+    view = await harness.service.get(request_id)
+    assert view.state is RequestState.READY and states(view.systems) == {"policy": SystemState.COMPLETED}
+
+
+async def test_two_retries_of_a_ready_request_keep_the_key_the_query_was_sealed_to(harness: Harness) -> None:
+    """Before: the second reopen replaced the request key after the first dispatch used the first one."""
+    request_id = await submit(harness, ["policy"])
+    await complete(harness, request_id, "policy")
+    await harness.assembler.assemble(request_id)
+    second_key = KeyPair.generate()
+    await harness.service.retry_system(request_id, "policy")
+    with pytest.raises(FailedPrecondition):  # a second caller that read READY before the first reopened
+        await harness.store.reopen_for_retry(request_id, second_key.public, b"wrapped")
+    assert harness.bus.last(request_id, "policy").result_public_key == (
+        await harness.store.secrets(request_id)).public_key  # fmt: skip
+    await complete(harness, request_id, "policy")
+    files = await archive_of(harness, request_id)
+    assert json.loads(files.read("data/policy/insured_person.json")) == [{"person_id": "p1"}]
+
+
+async def test_slow_downloads_hold_no_database_connection(harness: Harness) -> None:
+    """Before: each download held a pooled connection in an open transaction until its end."""
+    request_id = await submit(harness, ["policy"])
+    await complete(harness, request_id, "policy")
+    await harness.assembler.assemble(request_id)
+    downloads = [await harness.service.download(request_id) for _ in range(12)]  # more than the pool holds
+    first_chunks = [await anext(d.chunks) for d in downloads]  # each client reads a chunk, then stalls
+    async with harness.pool.acquire(timeout=1.0) as connection:
+        assert await connection.fetchval("SELECT 1") == 1
+    rest = [b"".join([chunk async for chunk in d.chunks]) for d in downloads]
+    archive = (await harness.service.get(request_id)).archive
+    assert archive is not None and {len(a + b) for a, b in zip(first_chunks, rest, strict=True)} == {
+        archive.size_bytes}  # fmt: skip
+
+
+async def test_a_retried_submit_is_the_same_request_after_a_new_connector_appears(harness: Harness) -> None:
+    """Before: the content digest covered the resolved systems: the retry was refused (ALREADY_EXISTS)."""
+    key = f"test:{uuid.uuid4()}"
+    first, created = await harness.service.submit(raw_submission(harness, [], key=key))
+    assert created
+    await heartbeat(harness, f"new{uuid.uuid4().hex[:8]}", accepts=("email",))
+    again, created = await harness.service.submit(raw_submission(harness, [], key=key))
+    assert not created and again.request_id == first.request_id
+
+
+async def test_an_archive_built_after_a_purge_can_be_downloaded(harness: Harness) -> None:
+    """Before: the purge mark stayed: the new archive was stored but never served, nor purged."""
+    request_id = await submit(harness, ["policy"])
+    await complete(harness, request_id, "policy")
+    await harness.assembler.assemble(request_id)
+    expired = harness.clock() + timedelta(days=harness.settings.archive_ttl_days, seconds=1)
+    assert await harness.store.purge_expired_archives(expired) >= 1  # (the assembler's clock is the real one)
+    await harness.service.retry_system(request_id, "policy")
+    await complete(harness, request_id, "policy")
+    files = await archive_of(harness, request_id)
+    assert json.loads(files.read("data/policy/insured_person.json")) == [{"person_id": "p1"}]
+
+
+async def test_concurrent_merges_of_discoveries_keep_every_identifier(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: two merges at once (two replicas, or two results) read, then wrote: one was lost."""
+    await heartbeat(harness, "crm", accepts=("email", "person_id", "visitor_id"), discovers=("person_id", "visitor_id"))
+    request_id = await submit(harness, ["crm", "policy"])
+    secrets = harness.store.secrets
+
+    async def slow_secrets(request_id: str) -> RequestSecrets:
+        found = await secrets(request_id)
+        await asyncio.sleep(0.05)  # widens the window between a read and its write
+        return found
+
+    monkeypatch.setattr(harness.store, "secrets", slow_secrets)
+    policy, crm = harness.bus.last(request_id, "policy"), harness.bus.last(request_id, "crm")
+    await asyncio.gather(
+        harness.collector.on_result(completion_with(policy, 0, discovered(
+            policy, (bus_pb2.IDENTIFIER_KIND_PERSON_ID, PERSON_ID)))),
+        harness.collector.on_result(completion_with(crm, 0, discovered(
+            crm, (bus_pb2.IDENTIFIER_KIND_VISITOR_ID, "cookie-123456789")))),
+    )  # fmt: skip
+    assert {("person_id", PERSON_ID), ("visitor_id", "cookie-123456789")} <= await identifiers_of(harness, request_id)
+
+
+async def test_discovered_identifiers_are_normalised_bounded_and_never_another_persons(harness: Harness) -> None:
+    """Before: taken verbatim, unbounded, and a second NIR or person_id was searched everywhere."""
+    nir = "185057800604" + "8"
+    nir += f"{nir_key(nir):02d}"
+    other_nir = "2850578006048"
+    other_nir += f"{nir_key(other_nir):02d}"
+    other_person = "3f1d2c4e-0000-4000-8000-000000000002"
+    request_id = await submit(harness, ["claims", "policy"], person_ids=[PERSON_ID], nir=[nir])
+    policy = harness.bus.last(request_id, "policy")
+    found = [
+        (bus_pb2.IDENTIFIER_KIND_EMAIL, " Jean.Dupont@Example.COM"),  # the request's own, once normalised
+        (bus_pb2.IDENTIFIER_KIND_EMAIL, "Jean.Pro@Example.COM"),
+        (bus_pb2.IDENTIFIER_KIND_PERSON_ID, "not-a-uuid"),
+        (bus_pb2.IDENTIFIER_KIND_PERSON_ID, other_person.upper()),  # not the person_id the request named
+        (bus_pb2.IDENTIFIER_KIND_NIR, other_nir),  # a second NIR: someone else's
+        *[(bus_pb2.IDENTIFIER_KIND_VISITOR_ID, f"cookie-{n:08d}") for n in range(15)],
+    ]
+    await harness.collector.on_result(completion_with(policy, 0, discovered(policy, *found)))
+    known = await identifiers_of(harness, request_id)
+    assert {value for kind, value in known if kind == "email"} == {"jean.dupont@example.com", "jean.pro@example.com"}
+    assert {value for kind, value in known if kind == "person_id"} == {PERSON_ID}
+    assert {value for kind, value in known if kind == "nir"} == {nir}
+    assert len([value for kind, value in known if kind == "visitor_id"]) == MAX_DISCOVERED_PER_KIND
+
+
+async def test_every_run_of_attempts_gets_the_whole_budget(harness: Harness) -> None:
+    """Before: the budget compared the attempt number: a retried system had no second attempt."""
+    request_id = await submit(harness, ["policy"])
+    for _ in range(3):
+        harness.clock.now += timedelta(seconds=31)
+        await harness.collector.expire_attempts()
+    assert states((await harness.service.get(request_id)).systems) == {"policy": SystemState.TIMED_OUT}
+    await harness.service.retry_system(request_id, "policy")
+    attempts = []
+    for _ in range(3):
+        attempts.append(harness.bus.last(request_id, "policy").attempt)
+        harness.clock.now += timedelta(seconds=31)
+        await harness.collector.expire_attempts()
+    assert attempts == [4, 5, 6]
+    assert states((await harness.service.get(request_id)).systems) == {"policy": SystemState.TIMED_OUT}
+
+
+async def test_the_query_deadline_is_the_attempt_deadline_not_the_silence_timeout(harness: Harness) -> None:
+    """Before: dispatch time + system_timeout_seconds: a long search failed however much progress it reported."""
+    request_id = await submit(harness, ["policy"])
+    query = harness.bus.last(request_id, "policy")
+    assert query.deadline == harness.clock() + timedelta(seconds=harness.settings.attempt_deadline_seconds)
+    harness.clock.now += timedelta(seconds=31)
+    await harness.collector.expire_attempts()
+    assert harness.bus.last(request_id, "policy").attempt == 2, "silence still times an attempt out"
+
+
+async def test_a_failed_send_ensures_the_command_topic_again(harness: Harness) -> None:
+    """Before: the created topics were cached for good: a broker that lost them was never given them back."""
+    harness.bus.failing_sends = 1
+    with pytest.raises(BusError):
+        await submit(harness, ["policy"], emails=[f"topic-{uuid.uuid4().hex[:8]}@example.com"])
+    request_id = (await harness.service.list_requests([], False, None, 1, ""))[0][0].request_id
+    assert harness.bus.ensured == ["policy"]
+    harness.clock.now += timedelta(seconds=31)
+    await harness.collector.expire_attempts()
+    assert harness.bus.ensured == ["policy", "policy"]
+    assert harness.bus.last(request_id, "policy").attempt == 2
+
+
+async def test_the_default_systems_are_those_whose_connector_is_alive(harness: Harness) -> None:
+    """Before: every system ever seen, so a connector retired months ago was asked and timed out."""
+    retired = f"old{uuid.uuid4().hex[:8]}"
+    await heartbeat(harness, retired, sent_at=harness.clock() - timedelta(days=90))
+    view, _ = await harness.service.submit(raw_submission(harness, []))
+    assert retired not in {s.system for s in view.systems} and {"policy", "claims"} <= {s.system for s in view.systems}
+    named, created = await harness.service.submit(raw_submission(harness, [retired]))
+    assert created and states(named.systems) == {retired: SystemState.DISPATCHED}
+
+
+async def heartbeat(
+    h: Harness,
+    system: str,
+    accepts: tuple[str, ...] = ("email", "person_id", "nir"),
+    discovers: tuple[str, ...] = (),
+    sent_at: datetime | None = None,
+) -> None:
+    await h.collector.on_heartbeat(HeartbeatReceived(
+        system, "test-instance", "1", CONNECTOR_KEY.public, CONNECTOR_KEY.key_id, sent_at or h.clock(), accepts,
+        discovers, 5))  # fmt: skip
