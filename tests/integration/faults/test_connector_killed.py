@@ -1,9 +1,10 @@
 """A connector killed (SIGKILL) in the middle of a large stream: replaced, re-dispatched, nothing lost or doubled.
 
 The demo subject's claims (20,000 claims, about 80,000 records in some 20 sealed chunks) are
-being streamed when the connector process is killed. A new connector process is started. The
-service hears nothing more from the attempt, re-dispatches the system after its silence
-timeout, and builds the archive from the attempt that completed: every record exactly once.
+being streamed when the connector process is killed. A new connector process is started. It
+takes up the command the dead one had not committed (the query's deadline is the attempt's,
+an hour, not the silence timeout), or else the service re-dispatches the system after its
+silence timeout; the archive is built from the attempt that completed: every record exactly once.
 
 With 3 attempts of 6 s (or the suggested 3 s), the system times out before the replacement
 connector has joined its consumer group (10 s session timeout, then a rebalance): see the
@@ -73,5 +74,7 @@ async def test_a_connector_killed_mid_stream_is_replaced_and_every_record_arrive
             f"ready {recovery:.1f}s after the kill (system timeout {SYSTEM_TIMEOUT_SECONDS:.0f}s), "
             f"claims completed on attempt {claims.attempts}\n{comparison}"
         )
-        assert claims.attempts >= 2, "the silent attempt was re-dispatched"
+        # Either the replacement took up the dead process's uncommitted command (attempt 1, well
+        # before its hard deadline, attempt_deadline_seconds), or the silent attempt was re-dispatched:
+        # both are right, as long as every record arrives once.
         assert comparison.exact, str(comparison)
