@@ -99,9 +99,9 @@ def test_no_word_of_anti_money_laundering(name: str) -> None:
 
 
 def test_codes_name_fields_that_connectors_declare() -> None:
-    declared = {
-        f"{c.name}/{d.name}/{f}" for c in CONNECTORS for d in c.datasets for f in d.fields
-    } | {f"{c.name}/{d.name}" for c in CONNECTORS for d in c.datasets}
+    declared = {f"{c.name}/{d.name}/{f}" for c in CONNECTORS for d in c.datasets for f in d.fields} | {
+        f"{c.name}/{d.name}" for c in CONNECTORS for d in c.datasets
+    }
     known_systems = {c.name for c in CONNECTORS}
     labels = load_labels()
     for key in [*labels.codes, *labels.datasets]:
