@@ -27,13 +27,14 @@ POLICY_DATASETS = {"insured_person", "policy", "bank_account", "premium_payment"
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # it passes when the service's consumer group happens to settle before the timeouts
     reason=(
-        "after the broker comes back empty, a connector whose command was running commits its offset "
-        "into a topic that no longer exists: aiokafka retries that commit forever (UnknownTopicOrPartition "
-        "is retriable) inside ConnectorWorker._commit, so its poll loop never resumes and the re-dispatched "
-        "attempts are never consumed; neither the runtime nor the service re-creates its topics (ensure_topics "
-        "runs at start-up only, Collector caches _command_topics): every system times out, the archives are empty"
+        "known gap, service side: after the broker comes back empty the connectors recover (topics re-created, "
+        "resubscribed) and complete the re-dispatched attempts, but the service's results consumer restarts on "
+        "CommitFailedError and, on Tansu whose generation-0 groups skip LeaveGroup, waits a whole session for "
+        "its old member before it is assigned partitions; the systems time out first. Fix: the runtime's "
+        "recovery (re-create topics, resubscribe in place, forget offsets of re-created partitions) in "
+        "ServiceBus._consume, and a shorter service session timeout."
     ),
 )
 async def test_requests_in_flight_complete_after_the_broker_comes_back_empty(
