@@ -4,8 +4,12 @@ Every change to a request ends with `pg_notify('dsar_requests', request_id)` in 
 transaction, so that watchers on any replica learn of it (see changes.py).
 """
 
+import asyncio
 import base64
+import functools
+import inspect
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -97,6 +101,39 @@ class Page:
     next_token: str
 
 
+_DEADLOCK_RETRIES = 4
+
+
+def _retry_deadlocks(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a store method again when PostgreSQL broke a deadlock by aborting its transaction.
+
+    The aborted transaction was rolled back whole, so running it again is safe; concurrent steps
+    of one request (a dispatch and a cancel, say) can take row locks in different orders.
+    """
+
+    @functools.wraps(method)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(_DEADLOCK_RETRIES):
+            try:
+                return await method(*args, **kwargs)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                if attempt == _DEADLOCK_RETRIES - 1:
+                    raise
+                await asyncio.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return run
+
+
+def _retrying(cls: type) -> type:
+    """Every coroutine method of `cls` retried on deadlocks (async generators are left as they are)."""
+    for name, member in list(vars(cls).items()):
+        if inspect.iscoroutinefunction(member) and not name.startswith("__"):
+            setattr(cls, name, _retry_deadlocks(member))
+    return cls
+
+
+@_retrying
 class RequestStore:
     """The service's PostgreSQL, spoken in the domain's terms."""
 
