@@ -46,8 +46,9 @@ def external_postgres() -> str:
     return os.environ.get(POSTGRES_URL_VARIABLE, LOCAL_POSTGRES)
 
 
-async def group_gone(pgid: int, within_seconds: float = 5.0) -> bool:
-    """True once no process is left in process group `pgid` (polled: the kernel reaps asynchronously)."""
+async def group_gone(pgid: int, within_seconds: float = 15.0) -> bool:
+    """True once no process is left in process group `pgid` (polled: the kernel reaps asynchronously;
+    a server that ignores SIGTERM is killed after the 5 s grace, hence the margin)."""
     deadline = time.monotonic() + within_seconds
     while time.monotonic() < deadline:
         try:
