@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from dsar_common.settings import Settings
@@ -50,6 +50,9 @@ from dsar_service.client import (
     summary_lines,
 )
 from dsar_service.stack._net import free_port
+
+if TYPE_CHECKING:
+    from connectors.testing.population import Population
 
 # How long the service and the connectors may take to come up and announce themselves.
 STARTUP_SECONDS = 90.0
@@ -221,19 +224,26 @@ async def _request_archive(
 
 
 async def _fill_sources(settings: Settings, seed: int) -> tuple[SubjectFields, int]:
-    """Reset the five systems' tables and collections, load a fresh population into them.
+    """Reset the source systems and load a fresh population: the demo subject's e-mail and NIR, and the rows."""
+    from connectors.testing.population import generate
 
-    Returns the demo subject's e-mail and NIR, and how many rows were loaded. Only the tables and
-    collections of world.md are dropped, in the databases the systems are named after, on the
-    servers of the stack's settings file.
+    generated = generate(seed)
+    rows = await load_sources(settings, generated)
+    return SubjectFields(emails=[generated.demo.email], nir=generated.demo.nir), rows
+
+
+async def load_sources(settings: Settings, population: "Population") -> int:
+    """Drop the five systems' tables and collections, load `population`; how many rows went in.
+
+    Only the tables and collections of world.md are dropped, in the databases the systems are
+    named after, on the servers of the stack's settings file. The demo and the benchmark use it.
     """
     import asyncpg
     from motor.motor_asyncio import AsyncIOMotorClient
 
-    from connectors.testing.population import generate, load_population
+    from connectors.testing.population import load_population
     from connectors.testing.population.schemas import MONGO_SYSTEMS, POSTGRES_SYSTEMS, table_names
 
-    generated = generate(seed)
     dsns = {system: _database_url(settings.source_postgres_url, system) for system in POSTGRES_SYSTEMS}
     for system, dsn in dsns.items():
         connection = await asyncpg.connect(dsn)
@@ -246,11 +256,10 @@ async def _fill_sources(settings: Settings, seed: int) -> tuple[SubjectFields, i
         for system in MONGO_SYSTEMS:
             for collection in table_names(system):
                 await mongo[system].drop_collection(collection)
-        counts = await load_population(generated, dsns, {system: mongo[system] for system in MONGO_SYSTEMS})
+        counts = await load_population(population, dsns, {system: mongo[system] for system in MONGO_SYSTEMS})
     finally:
         mongo.close()
-    subject = SubjectFields(emails=[generated.demo.email], nir=generated.demo.nir)
-    return subject, sum(sum(tables.values()) for tables in counts.values())
+    return sum(sum(tables.values()) for tables in counts.values())
 
 
 def _database_url(server_url: str, database: str) -> str:

@@ -9,13 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from motor.motor_asyncio import AsyncIOMotorClient
 
-from connectors.testing.population import Population, PopulationSizes, generate, load_population
-from connectors.testing.population.schemas import MONGO_SYSTEMS, POSTGRES_SYSTEMS, table_names
+from connectors.testing.population import Population, PopulationSizes, generate
 from dsar_common.settings import Settings
 from dsar_service.client import SubjectFields
-from dsar_service.demo import _database_url
+from dsar_service.demo import _database_url, load_sources
 
 
 @dataclass(frozen=True)
@@ -29,22 +27,7 @@ class Loaded:
 async def fill_sources(settings: Settings, seed: int, sizes: PopulationSizes) -> Loaded:
     """Drop the five systems' tables and collections on the stack's servers, load a fresh population."""
     population = generate(seed, sizes)
-    dsns = {system: _database_url(settings.source_postgres_url, system) for system in POSTGRES_SYSTEMS}
-    for system, dsn in dsns.items():
-        connection = await asyncpg.connect(dsn)
-        try:
-            await connection.execute(f"DROP TABLE IF EXISTS {', '.join(table_names(system))} CASCADE")
-        finally:
-            await connection.close()
-    mongo: AsyncIOMotorClient[dict[str, object]] = AsyncIOMotorClient(settings.source_mongodb_url)
-    try:
-        for system in MONGO_SYSTEMS:
-            for collection in table_names(system):
-                await mongo[system].drop_collection(collection)
-        counts = await load_population(population, dsns, {system: mongo[system] for system in MONGO_SYSTEMS})
-    finally:
-        mongo.close()
-    return Loaded(population, sum(sum(tables.values()) for tables in counts.values()))
+    return Loaded(population, await load_sources(settings, population))
 
 
 def heavy_subject(population: Population) -> SubjectFields:
