@@ -46,14 +46,28 @@ def external_postgres() -> str:
     return os.environ.get(POSTGRES_URL_VARIABLE, LOCAL_POSTGRES)
 
 
+def _live_members(pgid: int) -> list[int]:
+    """Processes of group `pgid` that still run (a zombie awaiting its parent's wait() has ended)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 async def group_gone(pgid: int, within_seconds: float = 15.0) -> bool:
-    """True once no process is left in process group `pgid` (polled: the kernel reaps asynchronously;
+    """True once no process of group `pgid` still runs (polled: the kernel ends them asynchronously;
     a server that ignores SIGTERM is killed after the 5 s grace, hence the margin)."""
     deadline = time.monotonic() + within_seconds
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not _live_members(pgid):
             return True
         await asyncio.sleep(0.05)
     return False
