@@ -6,6 +6,7 @@ Producers are plain at-least-once producers (acks=all, no idempotence, no transa
 protocol de-duplicates instead (see protos/dsar/bus/v1/bus.proto).
 """
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterable
@@ -19,6 +20,11 @@ from dsar_common.settings import KafkaSettings
 
 # The largest message: a 1 MiB chunk of records, sealed, in its envelope, with room to spare.
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+# How long a group waits for a silent member (a killed process) before giving its partitions to
+# the others: 6 s is the smallest a Kafka broker accepts by default (group.min.session.timeout.ms).
+SESSION_TIMEOUT_MS = 6_000
+HEARTBEAT_INTERVAL_MS = 1_000  # at most a third of the session timeout
+METADATA_SECONDS = 5.0  # how long a forced metadata refresh may take
 
 
 class BusError(Exception):
@@ -68,8 +74,8 @@ def consumer(
     *topics: str,
     group_id: str | None,
     auto_offset_reset: str = "earliest",
-    session_timeout_ms: int = 10_000,
-    heartbeat_interval_ms: int = 1_000,
+    session_timeout_ms: int = SESSION_TIMEOUT_MS,
+    heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS,
 ) -> AIOKafkaConsumer:
     """A consumer that commits only when told to (after the work is done).
 
@@ -92,6 +98,39 @@ def consumer(
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
     )
+
+
+def resubscribe(consumer: AIOKafkaConsumer) -> list[str]:
+    """Subscribe `consumer` again to its topics, with fresh metadata; returns the topics.
+
+    After a broker lost its data, the group and the topics are new: a consumer needs a new join
+    and fresh metadata to be given the new partitions. Subscribing again rejoins under the same
+    member id; stopping and starting a new consumer instead would leave the old member in the
+    group until its session times out (a broker whose group is at generation 0 skips LeaveGroup).
+    aiokafka refreshes the metadata of an unchanged subscription only every metadata_max_age_ms
+    (5 min), hence the forced update.
+    """
+    topics = sorted(consumer.subscription())
+    if topics:
+        consumer.subscribe(topics=topics)
+        refresh = getattr(getattr(consumer, "_client", None), "force_metadata_update", None)
+        if refresh is not None:
+            refresh()
+    return topics
+
+
+async def refresh_metadata(client: AIOKafkaProducer | AIOKafkaConsumer | Any) -> None:
+    """Fetch the cluster's metadata now, for a producer or a consumer (anything else: nothing).
+
+    After a send failed: the topic may have been re-created (a broker that lost its data) with
+    other partitions or leaders, and aiokafka refreshes its metadata only for the errors it
+    knows to mean stale metadata. Failing to refresh is not an error: the next send says more.
+    """
+    kafka_client = getattr(client, "client", None) or getattr(client, "_client", None)
+    refresh = getattr(kafka_client, "force_metadata_update", None)
+    if refresh is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(refresh(), METADATA_SECONDS)
 
 
 async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitions: int = 3) -> list[str]:

@@ -1,7 +1,7 @@
 """The composition root of the runtime: open the producer, the consumers and the stores, run, close.
 
-Each connector's consumer uses a session timeout of `SESSION_TIMEOUT_MS` (6 s, the smallest a
-Kafka broker accepts by default) with a heartbeat every second: when a connector process dies,
+Each connector's consumer uses the session timeout of `dsar_common.kafka.SESSION_TIMEOUT_MS` (6 s,
+the smallest a Kafka broker accepts by default) with a heartbeat every second: when a connector process dies,
 its partitions go to a replacement after about that long plus a rebalance. The service's
 `system_timeout_seconds` (the silence after which it dispatches a new attempt) should stay well
 above that sum, or new attempts land in partitions that nobody consumes yet.
@@ -25,9 +25,6 @@ from dsar_common.settings import Settings
 from dsar_common.topics import Topics
 
 log = logging.getLogger("connectors.runtime")
-
-SESSION_TIMEOUT_MS = 6_000  # within Kafka's default group.min/max.session.timeout.ms (6 s, 30 min)
-HEARTBEAT_INTERVAL_MS = 1_000  # at most a third of the session timeout
 
 
 async def run_connectors(
@@ -68,8 +65,6 @@ async def run_connectors(
                 settings.kafka,
                 topics.commands(connector.name),
                 group_id=topics.command_group(connector.name),
-                session_timeout_ms=SESSION_TIMEOUT_MS,
-                heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
             )
             stack.push_async_callback(consumer.stop)  # before start: a SIGTERM during the join closes it
             await consumer.start()

@@ -10,7 +10,7 @@ de-duplicated (a subject found by e-mail and by NIR is returned once).
 A bug of the connector (any exception other than a ConnectorError, raised while searching,
 viewing or encoding a record) fails the attempt, not retryable, with only the exception's type
 as its error: a command that failed this way is not run again and again. A failed send to Kafka
-is not such a bug: it propagates, and the worker stops.
+is not such a bug: it propagates (`send_failed` says so), and the worker runs the attempt again.
 """
 
 import asyncio
@@ -99,6 +99,26 @@ class Attempt:
         self._discovered: dict[tuple[str, str], Identifier] = {}
         self.completing = False  # set once the Completion is being sent: too late to cancel
         self._send_failure: BaseException | None = None  # the last send that failed, re-raised as is
+
+    @property
+    def send_failed(self) -> bool:
+        """Whether a send to Kafka failed (the attempt then stopped with that error)."""
+        return self._send_failure is not None
+
+    def again(self) -> "Attempt":
+        """A fresh attempt for the same order, to run from the start (same sequences, same place)."""
+        return Attempt(
+            self.connector,
+            self.order,
+            source=self._source,
+            producer=self._producer,
+            topics=self._topics,
+            instance_id=self._instance_id,
+            retry=self._retry,
+            progress_seconds=self._progress_seconds,
+            chunk_limit=self._chunk_limit,
+            trace_context=self._trace_context,
+        )
 
     async def run(self) -> None:
         """Search, send, and end with a Completion. Cancellation propagates (the worker reports it)."""

@@ -9,6 +9,11 @@ pauses beyond that. A CancelCommand stops the request's running attempts promptl
 Completion(CANCELLED). On stop, no new command is taken; running attempts get `grace_seconds`
 to finish, the finished ones are committed, and the rest run again after a restart.
 
+When a send to Kafka fails (a broker away or restarted), the attempt runs again from the start
+after a pause (backing off up to `resend_seconds`) with fresh metadata, as it would in a restarted
+process: its command stays uncommitted meanwhile, and the service keeps the first copy of each
+chunk it receives. The worker itself keeps going.
+
 A commit is bounded by `commit_seconds`: one that times out or fails only means the commands
 run again (at least once). A broker that restarted without its data answers commits with
 UnknownTopicOrPartition (which aiokafka retries forever, hence the bound) and heartbeats with
@@ -19,6 +24,7 @@ the worker subscribes again only when one was missing or a commit timed out.
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 import os
 import socket
@@ -44,7 +50,7 @@ from connectors.runtime.retry import RetryPolicy
 from connectors.runtime.sources import Source
 from connectors.sdk import Connector
 from dsar.bus.v1 import bus_pb2
-from dsar_common.kafka import is_missing_topic
+from dsar_common.kafka import is_missing_topic, refresh_metadata, resubscribe
 from dsar_common.observability import context_from_headers
 from dsar_common.sealing import KeyPair
 from dsar_common.topics import Topics
@@ -68,6 +74,7 @@ class RuntimeOptions:
     poll_seconds: float = 0.2
     commit_seconds: float = 5.0  # a commit taking longer counts as failed (the commands run again)
     recover_seconds: float = 5.0  # at least this long between two re-creations of the topics
+    resend_seconds: float = 2.0  # at most this long before running again an attempt whose send failed
     instance_id: str = field(default_factory=_instance_id)
     version: str = "0.1.0"
 
@@ -198,7 +205,7 @@ class ConnectorWorker:
             async with self._slots:
                 if running.cancel_requested:
                     raise asyncio.CancelledError
-                await running.attempt.run()
+                await self._run_until_sent(running)
         except asyncio.CancelledError:
             if not running.cancel_requested:
                 raise  # a shutdown past the grace period: the command will run again
@@ -214,10 +221,31 @@ class ConnectorWorker:
                 self._running.pop(order.request_id, None)
         self._offsets.finished(partition, offset)
 
+    async def _run_until_sent(self, running: _Running) -> None:
+        """Run the attempt; when one of its sends fails, run it again after a pause, until it ends."""
+        retry = self._options.retry
+        delays = (
+            min(d, self._options.resend_seconds)
+            for d in itertools.chain(retry.delays(), itertools.repeat(retry.maximum))
+        )
+        while True:
+            try:
+                await running.attempt.run()
+                return
+            except Exception as error:
+                if not running.attempt.send_failed:
+                    raise
+                delay = next(delays)
+                log.warning("%s: request %s: a send failed (%s); running the attempt again in %.1fs", self.system,
+                            running.attempt.order.request_id, type(error).__name__, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            await refresh_metadata(self._producer)  # the topic may have been re-created
+            running.attempt = running.attempt.again()
+
     def _task_done(self, task: "asyncio.Task[None]") -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None and self._failure is None:
-            self._failure = task.exception()  # a send failed: stop, and let a restart re-run
+            self._failure = task.exception()  # a bug of the runtime: stop, and let a restart re-run
 
     def _cancel(self, cancel: bus_pb2.CancelCommand) -> None:
         if cancel.system != self.system:
@@ -295,18 +323,10 @@ class ConnectorWorker:
                 resubscribe = True
         if resubscribe:
             self._resubscribe()
+        await refresh_metadata(self._producer)  # its sends failed too: the topics may be new
 
     def _resubscribe(self) -> None:
-        topics = sorted(self._consumer.subscription())
-        if topics:
-            # A new subscription makes the consumer rejoin under its member id (unsubscribing would
-            # leave a member behind until its session times out, where the group's generation is 0).
-            self._consumer.subscribe(topics=topics)
-            # aiokafka refreshes metadata for an unchanged subscription only every
-            # metadata_max_age_ms (5 min): without this, a re-created topic would be that late.
-            refresh = getattr(getattr(self._consumer, "_client", None), "force_metadata_update", None)
-            if refresh is not None:
-                refresh()
+        topics = resubscribe(self._consumer)
         self._offsets.reset()  # the partitions come back through the rejoin, maybe recreated
         log.info("%s: subscribed again to %s", self.system, ", ".join(topics))
 

@@ -3,12 +3,19 @@
 Results are consumed in the service's consumer group and committed only after the handler has
 stored them, so a crash re-delivers rather than loses; the store de-duplicates. A message that
 cannot be decoded goes to the dead-letter topic, as it came, and the consumer keeps going.
+
+A commit is bounded by `COMMIT_SECONDS`; one that fails only means its results come again (the
+store de-duplicates them). A broker that restarted without its data answers commits with
+UnknownTopicOrPartition (retried forever by aiokafka, hence the bound) or CommitFailed: then the
+bus re-creates its topics and subscribes the same consumer again, in place, as the connector
+runtime does. A new consumer would wait a whole session for its predecessor's member to expire.
 """
 
 import asyncio
 import contextlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -20,7 +27,7 @@ from opentelemetry import context as otel_context
 
 from dsar.bus.v1 import bus_pb2
 from dsar_common import kafka
-from dsar_common.kafka import BusError
+from dsar_common.kafka import BusError, is_missing_topic
 from dsar_common.observability import context_from_headers, trace_headers
 from dsar_common.settings import KafkaSettings
 from dsar_common.topics import Topics
@@ -42,6 +49,8 @@ _OUTCOMES = {
     bus_pb2.COMPLETION_STATUS_FAILED: AttemptOutcome.FAILED,
     bus_pb2.COMPLETION_STATUS_CANCELLED: AttemptOutcome.CANCELLED,
 }
+COMMIT_SECONDS = 5.0  # a commit taking longer counts as failed: its results come again
+RECOVER_SECONDS = 5.0  # at least this long between two re-creations of the topics
 _KINDS = {"access": bus_pb2.REQUEST_KIND_ACCESS, "portability": bus_pb2.REQUEST_KIND_PORTABILITY}
 
 
@@ -53,18 +62,20 @@ class ServiceBus:
         self._topics = topics
         self._producer = producer
         self._metrics = metrics
+        self._recovered_at: float | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
     async def connect(cls, settings: KafkaSettings, topics: Topics, metrics: Metrics) -> AsyncIterator["ServiceBus"]:
-        await kafka.ensure_topics(settings, [topics.results, topics.heartbeats, topics.dead_letters])
         producer = kafka.producer(settings)
         try:
             await producer.start()
         except KafkaError as error:
             raise BusError(f"Kafka cannot be reached: {type(error).__name__}") from error
         try:
-            yield cls(settings, topics, producer, metrics)
+            bus = cls(settings, topics, producer, metrics)
+            await bus._ensure_topics()
+            yield bus
         finally:
             await producer.stop()
 
@@ -104,6 +115,7 @@ class ServiceBus:
         try:
             await self._producer.send_and_wait(topic, value, key=key.encode(), headers=trace_headers())
         except KafkaError as error:
+            await kafka.refresh_metadata(self._producer)  # for the next send, to a topic maybe re-created
             raise BusError(f"could not send to {topic}: {type(error).__name__}") from error
 
     async def consume_results(self, handle: Callable[[ResultEvent], Awaitable[None]]) -> None:
@@ -152,11 +164,46 @@ class ServiceBus:
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 await _each_key_in_order(batches.values(), on_record)
                 if batches and commit:
-                    await consumer.commit()
+                    await self._commit(consumer)
                 await self._report_lag(consumer)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(consumer.stop())
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit what was handled. A failed commit only means its results come again; one that
+        hangs or finds its topic gone means the broker lost its data: recover."""
+        try:
+            # aiokafka retries a retriable error (UnknownTopicOrPartition among them) forever
+            await asyncio.wait_for(consumer.commit(), COMMIT_SECONDS)
+        except Exception as error:  # a rebalance (aiokafka rejoins by itself), or a broker that lost its data
+            log.warning("commit failed (%s)", type(error).__name__)
+            await self._recover(consumer, resubscribe=isinstance(error, TimeoutError) or is_missing_topic(error))
+
+    async def _recover(self, consumer: AIOKafkaConsumer, *, resubscribe: bool) -> None:
+        """Re-create the bus's topics if they are gone; then subscribe the consumer again, in place,
+        when told to or when a topic was missing, else only refresh its metadata."""
+        now = time.monotonic()
+        if self._recovered_at is not None and now - self._recovered_at < RECOVER_SECONDS:
+            return
+        self._recovered_at = now
+        try:
+            created = await asyncio.wait_for(self._ensure_topics(), 2 * COMMIT_SECONDS)
+        except Exception as error:  # the broker is still away: the next failed commit tries again
+            log.warning("topics not checked (%s)", type(error).__name__)
+            return
+        if created:
+            log.warning("re-created missing topics %s", ", ".join(created))
+        if resubscribe or created:
+            log.info("subscribed again to %s", ", ".join(kafka.resubscribe(consumer)))
+        else:
+            await kafka.refresh_metadata(consumer)
+        await kafka.refresh_metadata(self._producer)
+
+    async def _ensure_topics(self) -> list[str]:
+        return await kafka.ensure_topics(
+            self._settings, [self._topics.results, self._topics.heartbeats, self._topics.dead_letters]
+        )
 
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Messages behind the end of each topic's assigned partitions, for the lag gauge."""

@@ -210,24 +210,29 @@ class Collector:
         sealed_query = seal(
             encode_query(secrets_kind, accepted), info.public_key, query_binding(request_id, system, attempt)
         )
-        try:
-            if system not in self._command_topics:
-                await self._bus.ensure_command_topic(system)
-                self._command_topics.add(system)
-            await self._bus.send_query(
-                request_id=request_id,
-                system=system,
-                attempt=attempt,
-                result_public_key=result_public_key,
-                key_id=info.key_id,
-                sealed_query=sealed_query,
-                deadline=deadline,
-            )
-        except BusError:
-            # The topic may be gone with a broker that lost everything: ensure it again next time.
-            # The attempt stays dispatched, and is sent again after its silence timeout.
-            self._command_topics.discard(system)
-            raise
+        for last_try in (False, True):
+            try:
+                if system not in self._command_topics:
+                    await self._bus.ensure_command_topic(system)
+                    self._command_topics.add(system)
+                await self._bus.send_query(
+                    request_id=request_id,
+                    system=system,
+                    attempt=attempt,
+                    result_public_key=result_public_key,
+                    key_id=info.key_id,
+                    sealed_query=sealed_query,
+                    deadline=deadline,
+                )
+                return
+            except BusError as error:
+                # The topic may be gone with a broker that lost everything: ensure it and send once
+                # more. If that fails too, the attempt stays dispatched and is sent again after its
+                # silence timeout.
+                self._command_topics.discard(system)
+                if last_try:
+                    raise
+                log.warning("sending to %s failed (%s); sending once more", system, error)
 
     async def retry_or_end(self, request_id: str, system: str, attempt: int, state: SystemState, error: str) -> None:
         """After a failed or silent attempt: another attempt if the run has any left, else the system ends.
@@ -284,10 +289,12 @@ class Collector:
 
     @contextlib.contextmanager
     def _isolated(self, request_id: str) -> Iterator[None]:
-        """One request's unreadable secrets or disappearance must not stop the others.
+        """One request's unreadable secrets, disappearance or unsendable command must not stop the others.
 
         A request whose secrets do not open was written under another master key (a replica
         misconfigured, or another stack's database): it is left alone, for a replica that can.
+        A command that could not be sent leaves its attempt dispatched: it is sent again after
+        the attempt's silence timeout.
         """
         try:
             with log_fields(request_id=request_id):
@@ -296,6 +303,8 @@ class Collector:
             log.error("request=%s: its secrets do not open with this service's master key; skipped", request_id)
         except NotFound:
             log.info("request=%s is gone (purged or never existed); its message is dropped", request_id)
+        except BusError as error:
+            log.warning("request=%s: %s; the attempt is sent again after its silence timeout", request_id, error)
 
     async def on_result(self, event: ResultEvent) -> None:
         with self._isolated(event.request_id), log_fields(system=event.system):

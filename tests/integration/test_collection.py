@@ -743,16 +743,24 @@ async def test_the_query_deadline_is_the_attempt_deadline_not_the_silence_timeou
     assert harness.bus.last(request_id, "policy").attempt == 2, "silence still times an attempt out"
 
 
-async def test_a_failed_send_ensures_the_command_topic_again(harness: Harness) -> None:
-    """Before: the created topics were cached for good: a broker that lost them was never given them back."""
+async def test_a_failed_send_ensures_the_command_topic_and_sends_once_more(harness: Harness) -> None:
+    """Before: a send refused because the broker had lost the topic cost the request an attempt."""
     harness.bus.failing_sends = 1
+    request_id = await submit(harness, ["policy"], emails=[f"topic-{uuid.uuid4().hex[:8]}@example.com"])
+    assert harness.bus.ensured == ["policy", "policy"]
+    assert harness.bus.last(request_id, "policy").attempt == 1
+
+
+async def test_a_send_failing_twice_ensures_the_topic_again_at_the_next_attempt(harness: Harness) -> None:
+    """Before: the created topics were cached for good: a broker that lost them was never given them back."""
+    harness.bus.failing_sends = 2
     with pytest.raises(BusError):
         await submit(harness, ["policy"], emails=[f"topic-{uuid.uuid4().hex[:8]}@example.com"])
     request_id = (await harness.service.list_requests([], False, None, 1, ""))[0][0].request_id
-    assert harness.bus.ensured == ["policy"]
+    assert harness.bus.ensured == ["policy", "policy"]
     harness.clock.now += timedelta(seconds=31)
     await harness.collector.expire_attempts()
-    assert harness.bus.ensured == ["policy", "policy"]
+    assert harness.bus.ensured == ["policy", "policy", "policy"]
     assert harness.bus.last(request_id, "policy").attempt == 2
 
 

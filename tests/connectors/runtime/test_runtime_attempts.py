@@ -560,22 +560,35 @@ async def test_a_connector_bug_is_not_a_poison_command(monkeypatch: pytest.Monke
     assert consumer.commits[-1] == {"tp0": 2}  # both commands committed: they will not come back
 
 
-async def test_a_failed_send_still_stops_the_worker() -> None:
+async def test_a_failed_send_runs_the_attempt_again_and_the_worker_keeps_going() -> None:
     from aiokafka.errors import KafkaConnectionError
 
     class LostBroker(FakeProducer):
+        """The first two chunk sends fail, as while a broker restarts."""
+
+        failures = 2
+
         async def send_and_wait(self, topic: str, value: bytes | None = None, *args: Any, **kwargs: Any) -> None:
-            if topic == TOPICS.results and bus_pb2.ResultEvent.FromString(value or b"").HasField("chunk"):
+            event = bus_pb2.ResultEvent.FromString(value or b"") if topic == TOPICS.results else None
+            if event is not None and event.HasField("chunk") and self.failures:
+                self.failures -= 1
                 raise KafkaConnectionError("broker gone")
             await super().send_and_wait(topic, value, *args, **kwargs)
 
     producer, consumer = LostBroker(), FakeConsumer()
-    worker = worker_for(FakeStore(rows(2)), producer, consumer)
+    worker = worker_for(FakeStore(rows(2)), producer, consumer, retry=RetryPolicy(initial=0.01, maximum=0.02))
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
     consumer.put(query_command())
-    with pytest.raises(KafkaConnectionError):
-        await asyncio.wait_for(worker.run(asyncio.Event()), 5)
-    assert producer.completions() == []  # no FAILED completion: the command runs again after a restart
-    assert all(c == {"tp0": 0} for c in consumer.commits)  # never past the command
+    (completion,) = await producer.wait_for(1)
+    chunks = [e.chunk for e in producer.events() if e.HasField("chunk")]
+    assert [c.sequence for c in chunks] == [0]  # the third run sent the chunk, with the same sequence
+    assert completion.status == bus_pb2.COMPLETION_STATUS_COMPLETED and completion.attempt == 1
+    assert completion.record_count == chunks[0].record_count > 0
+    assert not running.done()  # the worker did not stop
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert consumer.commits[-1] == {"tp0": 1}  # committed once the attempt ended
 
 
 async def test_a_failed_heartbeat_with_every_topic_present_does_not_resubscribe() -> None:
