@@ -1,5 +1,6 @@
 """The Kafka topic names, in one place (see protos/dsar/bus/v1/bus.proto for what travels on each)."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -27,6 +28,11 @@ class Topics:
     def dead_letters(self) -> str:
         """Where messages that could not be decoded go, unchanged, with headers saying why."""
         return f"{self.prefix}.deadletter"
+
+    def every(self, systems: Iterable[str] = ()) -> list[str]:
+        """The topics the service and the connectors of `systems` use: results, heartbeats, dead
+        letters, and each system's commands."""
+        return [self.results, self.heartbeats, self.dead_letters, *(self.commands(s) for s in systems)]
 
     def command_group(self, system: str) -> str:
         """The consumer group shared by every instance of a system's connector."""

@@ -51,8 +51,7 @@ async def run_connectors(
     keys = KeyPair.from_private(settings.require_connector_key())
     topics = Topics(settings.topic_prefix)
     stop = stop or asyncio.Event()
-    shared = [topics.results, topics.heartbeats, topics.dead_letters]
-    await kafka.ensure_topics(settings.kafka, [*shared, *(topics.commands(c.name) for c in connectors)])
+    await kafka.ensure_topics(settings.kafka, topics.every(c.name for c in connectors))
     async with AsyncExitStack() as stack:
         producer = kafka.producer(settings.kafka)
         stack.push_async_callback(producer.stop)  # before start: a stop during start still closes it
@@ -79,7 +78,7 @@ async def run_connectors(
                     options=options,
                     heartbeat_seconds=settings.heartbeat_seconds,
                     ensure_topics=functools.partial(
-                        kafka.ensure_topics, settings.kafka, [*shared, topics.commands(connector.name)]
+                        kafka.ensure_topics, settings.kafka, topics.every([connector.name])
                     ),
                 )
             )

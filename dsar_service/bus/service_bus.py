@@ -201,9 +201,7 @@ class ServiceBus:
         await kafka.refresh_metadata(self._producer)
 
     async def _ensure_topics(self) -> list[str]:
-        return await kafka.ensure_topics(
-            self._settings, [self._topics.results, self._topics.heartbeats, self._topics.dead_letters]
-        )
+        return await kafka.ensure_topics(self._settings, self._topics.every())
 
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Messages behind the end of each topic's assigned partitions, for the lag gauge."""

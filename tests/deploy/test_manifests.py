@@ -83,7 +83,7 @@ def test_each_compose_process_gets_settings_it_can_load(name: str) -> None:
 
 def expected_topics() -> set[str]:
     topics = Topics()
-    return {topics.results, topics.heartbeats, topics.dead_letters, *(topics.commands(system) for system in SYSTEMS)}
+    return set(topics.every(SYSTEMS))
 
 
 def test_compose_and_kubernetes_declare_the_topics_of_dsar_common() -> None:

@@ -8,12 +8,14 @@ from the beginning, raw (key, value and headers as bytes), for tests that search
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from dsar_common.kafka import ensure_topics
+from dsar_common.settings import KafkaSettings
 from dsar_service.stack._net import LOOPBACK, free_port
 from dsar_service.stack._readiness import kafka_answers
 from dsar_service.stack._servers import tansu_argv
@@ -56,11 +58,14 @@ class Broker:
         if self.child is not None:
             await self.child.kill()
 
-    async def restart(self) -> None:
-        """Kill (if running) and start again, empty, on the same port."""
+    async def restart(self, provision: Iterable[str] = ()) -> None:
+        """Kill (if running) and start again, empty, on the same port; then create the topics in
+        `provision` at once, as a platform that declares its topics (a Kafka operator) would."""
         await self.kill()
         self.restarts += 1
         await self.start()
+        if provision:
+            await ensure_topics(KafkaSettings(bootstrap=self.bootstrap), provision)
 
     async def stop(self) -> None:
         if self.child is not None:

@@ -5,6 +5,13 @@ records, one asking the policy system. Tansu comes back on the same port with no
 as a cluster that lost its data would. PostgreSQL remembers what was asked: silent attempts
 are re-dispatched after the system timeout, and both archives come out exact. A request
 submitted afterwards goes through the re-created topics like any other.
+
+The topics come back as a platform that declares them (a Kafka operator) would bring them
+back: at once. Tansu has a quirk real Kafka lacks: a produce to a missing topic creates it
+without listing it, and a CreateTopics that follows replaces it, after which one of its
+partitions may refuse every produce (UnknownError) for as long as the clients run. Left to the
+clients' own re-creation, the test would measure that quirk; the clients' recovery (new group
+joins, resubscription, commands sent again, attempts run again) is what it checks.
 """
 
 import time
@@ -14,6 +21,7 @@ import pyrage
 
 from connectors.testing.population import Population
 from dsar.v1 import dsar_pb2
+from dsar_common.topics import Topics
 from dsar_service.stack import StackInfo
 from tests.support.archive import compare, fetch_archive
 from tests.support.broker import Broker
@@ -21,8 +29,8 @@ from tests.support.database import fetchval
 from tests.support.deployment import Deployment, deployment_settings
 from tests.support.rpc import access_request, system_status, until, wait_until_ended
 
-SYSTEM_TIMEOUT_SECONDS = 8.0
-MAX_ATTEMPTS = 2
+SYSTEM_TIMEOUT_SECONDS = 10.0
+MAX_ATTEMPTS = 3
 POLICY_DATASETS = {"insured_person", "policy", "bank_account", "premium_payment", "dunning_event", "file_access_log"}
 
 
@@ -53,7 +61,7 @@ async def test_requests_in_flight_complete_after_the_broker_comes_back_empty(
         )).request.request_id  # fmt: skip
         await broker.kill()
         killed_at = time.monotonic()
-        await broker.restart()
+        await broker.restart(provision=Topics(settings.topic_prefix).every(["claims", "policy"]))
         restarted_in = time.monotonic() - killed_at
 
         ended = {}  # label -> (system, seconds from the kill or the submission, final status)
