@@ -41,6 +41,12 @@ class Metrics:
         self.dead_letters = Counter(
             "dsar_dead_letters", "Messages sent to the dead-letter topic.", ["topic"], registry=r
         )
+        self.discovered_conflicts = Counter(
+            "dsar_discovered_conflicts",
+            "Discovered identifiers not searched because they designate another person, per system and kind.",
+            ["system", "kind"],
+            registry=r,
+        )
         self.consumer_lag = Gauge("dsar_consumer_lag", "Messages not yet consumed, per topic.", ["topic"], registry=r)
         self.assembly_seconds = Histogram(
             "dsar_assembly_duration_seconds", "Time to build an archive.", buckets=_SYSTEM_BUCKETS, registry=r

@@ -425,6 +425,8 @@ class Collector:
 
         merged = await self._store.update_identifiers(request_id, merge)
         if conflicts:
+            for identifier in conflicts:
+                self._metrics.discovered_conflicts.labels(system, identifier.kind.value).inc()
             kinds = ",".join(sorted({i.kind.value for i in conflicts}))
             log.warning(
                 "request=%s system=%s discovered %d identifier(s) of another person (kinds: %s); not searched",

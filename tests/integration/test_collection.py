@@ -714,6 +714,9 @@ async def test_discovered_identifiers_are_normalised_bounded_and_never_another_p
     assert {value for kind, value in known if kind == "person_id"} == {PERSON_ID}
     assert {value for kind, value in known if kind == "nir"} == {nir}
     assert len([value for kind, value in known if kind == "visitor_id"]) == MAX_DISCOVERED_PER_KIND
+    conflicts = harness.collector._metrics.discovered_conflicts
+    assert conflicts.labels("policy", "person_id")._value.get() == 1  # counted for the operators
+    assert conflicts.labels("policy", "nir")._value.get() == 1
 
 
 async def test_every_run_of_attempts_gets_the_whole_budget(harness: Harness) -> None:
