@@ -44,7 +44,7 @@ from dsar_service.errors import NotFound
 from dsar_service.metrics import Metrics
 from dsar_service.model import RequestState, SystemInfo, SystemState
 from dsar_service.requests.keys import RequestKeys
-from dsar_service.requests.rounds import SystemRound, plan_rounds
+from dsar_service.requests.rounds import SystemRound, new_for, plan_rounds
 from dsar_service.requests.subject import (
     normalise_candidate_id,
     normalise_email,
@@ -409,6 +409,7 @@ class Collector:
             return
         added: list[Identifier] = []
         conflicts: list[Identifier] = []
+        merged_list: list[Identifier] = []
 
         def merge(sealed: bytes) -> bytes | None:
             known = self._keys.open_identifiers(request_id, sealed)
@@ -421,9 +422,11 @@ class Collector:
                     conflicts.append(identifier)
                 else:
                     added.append(identifier)
-            return self._keys.seal_identifiers(request_id, [*known, *added]) if added else None
+            merged_list[:] = [*known, *added]
+            return self._keys.seal_identifiers(request_id, merged_list) if added else None
 
         merged = await self._store.update_identifiers(request_id, merge)
+        await self._count_own_discoveries_as_queried(request_id, row, found, merged_list)
         if conflicts:
             for identifier in conflicts:
                 self._metrics.discovered_conflicts.labels(system, identifier.kind.value).inc()
@@ -434,6 +437,20 @@ class Collector:
             )  # fmt: skip
         if merged:
             log.info("request=%s system=%s discovered %d identifier(s)", request_id, system, len(added))
+
+    async def _count_own_discoveries_as_queried(
+        self, request_id: str, row: SystemRow, found: list[Identifier], identifiers: list[Identifier]
+    ) -> None:
+        """When every identifier added since the system was asked is one it found itself (another
+        system reported it first: policy and CRM both find the `person_id`), its answer already
+        covers them: asking it again would return the same records."""
+        info = (await self.known_systems()).get(row.system)
+        if info is None:
+            return
+        own = {(i.kind, i.value) for i in found}
+        unasked = [i for i in identifiers[row.queried_count :] if new_for(row.system, i, info)]
+        if unasked and all((i.kind, i.value) in own for i in unasked):
+            await self._store.mark_queried(request_id, row.system, row.attempt, len(identifiers))
 
     # Heartbeats -------------------------------------------------------------------------------
 

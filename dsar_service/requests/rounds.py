@@ -8,7 +8,8 @@ kinds it searches by (`accepts`) and those it can find for the others (`discover
   system can discover a kind it accepts and that is not known yet: then it waits for that one.
   Two systems waiting on each other (policy and CRM both find a `person_id`) are both asked.
 - A system that ended with an identifier set that has grown since (a strong identifier it
-  accepts was found elsewhere) is asked again, once: `MAX_ROUNDS` bounds the rounds.
+  accepts was found elsewhere) is asked again, once: `MAX_ROUNDS` bounds the rounds. What a
+  system found itself is not new to it, even when another system reported it first.
 - When nothing is open any more, a pending system that accepts none of the known kinds is
   skipped: there is nothing to search it by.
 
@@ -76,7 +77,7 @@ def plan_rounds(
         and s.round < MAX_ROUNDS
         and name in infos
         and not any(set(infos[o].discovers) & set(infos[name].accepts) for o in in_flight if o in infos)
-        and any(_new_for(name, i, infos[name]) for i in identifiers[s.queried_count :])
+        and any(new_for(name, i, infos[name]) for i in identifiers[s.queried_count :])
     )
     skip = []
     if not dispatch and not in_flight and not ask_again:
@@ -84,6 +85,6 @@ def plan_rounds(
     return Plan(dispatch, ask_again, skip)
 
 
-def _new_for(name: str, identifier: Identifier, info: SystemInfo) -> bool:
-    """Whether an identifier found after `name` answered is worth asking it again for."""
+def new_for(name: str, identifier: Identifier, info: SystemInfo) -> bool:
+    """Whether an identifier found after `name` was asked is worth asking it again for."""
     return identifier.kind.strong and identifier.kind.value in info.accepts and identifier.source != name

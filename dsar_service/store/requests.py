@@ -412,6 +412,19 @@ class RequestStore:
             await _notify(conn, request_id)
         return True
 
+    async def mark_queried(self, request_id: str, system: str, attempt: int, queried_count: int) -> None:
+        """Count the first `queried_count` identifiers as known to the system's answer to `attempt`
+        (it found them itself), so that finding them elsewhere does not ask it again."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                """UPDATE request_systems SET queried_count = GREATEST(queried_count, $4)
+                   WHERE request_id = $1 AND system = $2 AND attempt = $3""",
+                _uuid(request_id),
+                system,
+                attempt,
+                queried_count,
+            )
+
     async def record_progress(
         self, request_id: str, system: str, attempt: int, records: int, byte_count: int, deadline: datetime
     ) -> None:

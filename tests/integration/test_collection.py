@@ -691,6 +691,36 @@ async def test_concurrent_merges_of_discoveries_keep_every_identifier(
     assert {("person_id", PERSON_ID), ("visitor_id", "cookie-123456789")} <= await identifiers_of(harness, request_id)
 
 
+async def test_a_system_is_not_asked_again_for_what_it_found_itself(harness: Harness) -> None:
+    """Before: CRM reported the person_id first, so policy, which had found the same one, was asked
+    again with it and returned the same records (in the benchmark, 1.8 policy attempts a request)."""
+    await heartbeat(harness, "crm", accepts=("email", "person_id", "visitor_id"), discovers=("person_id", "visitor_id"))
+    request_id = await submit(harness, ["crm", "policy"])
+    policy, crm = harness.bus.last(request_id, "policy"), harness.bus.last(request_id, "crm")
+    person = (bus_pb2.IDENTIFIER_KIND_PERSON_ID, PERSON_ID)
+    await harness.collector.on_result(completion_with(crm, 0, discovered(crm, person)))
+    await harness.collector.on_result(completion_with(policy, 0, discovered(policy, person)))
+    assert harness.bus.last(request_id, "policy").attempt == 1, "policy found the person_id itself"
+    assert harness.bus.last(request_id, "crm").attempt == 1
+    assert states((await harness.service.get(request_id)).systems) == {
+        "crm": SystemState.COMPLETED,
+        "policy": SystemState.COMPLETED,
+    }
+    assert harness.collected == [request_id]
+
+
+async def test_a_system_is_asked_again_when_something_it_did_not_find_turns_up(harness: Harness) -> None:
+    await heartbeat(harness, "crm", accepts=("email", "person_id", "visitor_id"), discovers=("person_id", "visitor_id"))
+    request_id = await submit(harness, ["crm", "policy"])
+    policy, crm = harness.bus.last(request_id, "policy"), harness.bus.last(request_id, "crm")
+    await harness.collector.on_result(completion_with(policy, 0, discovered(policy)))  # policy found nothing
+    await harness.collector.on_result(
+        completion_with(crm, 0, discovered(crm, (bus_pb2.IDENTIFIER_KIND_PERSON_ID, PERSON_ID)))
+    )
+    again = harness.bus.last(request_id, "policy")
+    assert again.attempt == 2 and (bus_pb2.IDENTIFIER_KIND_PERSON_ID, PERSON_ID) in queried(harness, again)
+
+
 async def test_discovered_identifiers_are_normalised_bounded_and_never_another_persons(harness: Harness) -> None:
     """Before: taken verbatim, unbounded, and a second NIR or person_id was searched everywhere."""
     nir = "185057800604" + "8"
