@@ -191,7 +191,9 @@ class Collector:
             kind=trace.SpanKind.PRODUCER,
             attributes={"dsar.request_id": request_id, "dsar.system": system, "dsar.attempt": attempt},
         ):
-            await self._send_query(request_id, system, attempt, info, identifiers, deadline, secrets.public_key)
+            await self._send_query(
+                request_id, system, attempt, info, identifiers, deadline, secrets.public_key, secrets.kind.value
+            )
         log.info("dispatched request=%s system=%s attempt=%d round=%d", request_id, system, attempt, round_)
         return True
 
@@ -204,12 +206,10 @@ class Collector:
         identifiers: list[Identifier],
         deadline: datetime,
         result_public_key: bytes,
+        kind: str,
     ) -> None:
-        secrets_kind = (await self._store.secrets(request_id)).kind.value
         accepted = [i for i in identifiers if i.kind.value in info.accepts]
-        sealed_query = seal(
-            encode_query(secrets_kind, accepted), info.public_key, query_binding(request_id, system, attempt)
-        )
+        sealed_query = seal(encode_query(kind, accepted), info.public_key, query_binding(request_id, system, attempt))
         for last_try in (False, True):
             try:
                 if system not in self._command_topics:
@@ -366,15 +366,14 @@ class Collector:
                 pass  # a connector confirming a cancellation: the request already says so
 
     async def _completed(self, request_id: str, system: str) -> None:
-        progress = next(s for s in (await self._store.get(request_id)).systems if s.system == system)
-        self._metrics.outcomes.labels(system, SystemState.COMPLETED.value).inc()
-        self._metrics.records.labels(system).inc(progress.records)
-        self._metrics.bytes.labels(system).inc(progress.bytes)
-        if progress.started_at and progress.ended_at:
-            self._metrics.system_seconds.labels(system).observe(
-                (progress.ended_at - progress.started_at).total_seconds()
-            )
-        await self._merge_discovered(request_id, system)
+        row = await self._row(request_id, system)
+        if row is not None:
+            self._metrics.outcomes.labels(system, SystemState.COMPLETED.value).inc()
+            self._metrics.records.labels(system).inc(row.records)
+            self._metrics.bytes.labels(system).inc(row.bytes)
+            if row.started_at and row.ended_at:
+                self._metrics.system_seconds.labels(system).observe((row.ended_at - row.started_at).total_seconds())
+        await self._merge_discovered(request_id, system, row)
         await self.advance(request_id)
 
     async def _row(self, request_id: str, system: str) -> SystemRow | None:
@@ -384,7 +383,7 @@ class Collector:
         row = await self._row(request_id, system)
         return row is not None and row.state is SystemState.COMPLETED and row.attempt == attempt
 
-    async def _merge_discovered(self, request_id: str, system: str) -> None:
+    async def _merge_discovered(self, request_id: str, system: str, row: SystemRow | None = None) -> None:
         """Add the strong identifiers a completed system discovered to the request's own.
 
         Normalised as the request's own are, the invalid dropped, at most
@@ -392,7 +391,7 @@ class Collector:
         `_conflicts`). Read-modify-write under the request's row lock: concurrent merges all
         count. Merging the same discoveries twice changes nothing.
         """
-        row = await self._row(request_id, system)
+        row = row or await self._row(request_id, system)
         if row is None or row.state is not SystemState.COMPLETED or not row.sealed_discovered:
             return
         secrets = await self._store.secrets(request_id)

@@ -88,6 +88,10 @@ class SystemRow:
     expected_chunks: int | None
     sealed_discovered: bytes | None
     run_first_attempt: int = 1
+    records: int = 0
+    bytes: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
     @property
     def attempts_in_run(self) -> int:
@@ -933,6 +937,10 @@ def _system_row(row: asyncpg.Record) -> SystemRow:
         expected_chunks=row["expected_chunks"],
         sealed_discovered=_bytes(row["sealed_discovered"]),
         run_first_attempt=row["run_first_attempt"],
+        records=row["records"],
+        bytes=row["bytes"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
     )
 
 
