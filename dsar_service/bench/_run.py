@@ -18,8 +18,9 @@ import os
 import shutil
 import statistics
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -28,7 +29,8 @@ from dsar_common.settings import Settings
 from dsar_service.bench import _crypto
 from dsar_service.bench._floor import FloorResult, read_floor
 from dsar_service.bench._options import BenchOptions
-from dsar_service.bench._proc import cpu_seconds, peak_rss_bytes, reset_peak
+from dsar_service.bench._postgres import local_postmaster
+from dsar_service.bench._proc import cpu_seconds, peak_rss_bytes, reset_peak, tree_cpu_seconds
 from dsar_service.bench._processes import Children, bench_environment, running_children
 from dsar_service.bench._profile import Profile, find_py_spy, profile_lines, recording, summarize
 from dsar_service.bench._requests import BenchError, Timed, require_ready, submit_and_watch, submit_many
@@ -54,6 +56,7 @@ TARGET_THROUGHPUT = 25.0  # requests per second
 TARGET_P99 = 2.0  # seconds
 TARGET_SINGLE = 0.3  # seconds
 BENCH_DEADLINE_SECONDS = 1800.0
+POSTGRES = "postgresql (all databases)"  # the CPU table's row for the PostgreSQL server
 
 
 @dataclass
@@ -73,6 +76,7 @@ class _Run:
     settings: Settings | None = None
     environ: dict[str, str] = field(default_factory=dict)
     servers: dict[str, int] = field(default_factory=dict)  # the stack's broker and MongoDB server, by name
+    postmaster: int | None = None  # the stack's PostgreSQL server, when it is a process of this machine
     cpu: dict[str, tuple[dict[str, float], int]] = field(default_factory=dict)  # scenario -> (seconds, requests)
 
     @property
@@ -118,12 +122,13 @@ async def run_bench(options: BenchOptions, out: TextIO) -> int:
             narrator.say(line)
         if run.cpu:
             narrator.say()
-            for line in _cpu_lines(run):
+            for line in _cpu_lines(run.cpu, postgres_seen=run.postmaster is not None):
                 narrator.say(line)
         if run.profiles:
             narrator.say()
             narrator.say(f"profiles (py-spy, {options.profile_dir}):")
-            for line in profile_lines(run.profiles):
+            cpu = {f"{label}/{name}": value for label, (used, _) in run.cpu.items() for name, value in used.items()}
+            for line in profile_lines(run.profiles, cpu):
                 narrator.say(line)
         misses = run.table.misses
         narrator.say()
@@ -152,6 +157,7 @@ async def _stack(run: _Run) -> AsyncIterator[None]:
     run.servers = {name: pid for name, component in (("broker", stack.Component.KAFKA),
                                                      ("mongodb", stack.Component.MONGODB))
                    if (pid := info.get(component).pid) is not None}  # fmt: skip
+    run.postmaster = await local_postmaster(info.database_url)
     try:
         run.environ = bench_environment(state_dir)
         run.settings = Settings.load(run.environ)
@@ -304,27 +310,37 @@ async def _many(run: _Run, children: Children, py_spy: str | None) -> None:
 
 @contextlib.asynccontextmanager
 async def _cpu_used(run: _Run, children: Children, label: str, requests: int) -> AsyncIterator[None]:
-    """Record the CPU time each child and stack server uses while the body runs."""
-    pids = {**children.pids(), **run.servers}
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    """Record the CPU time each child and stack server uses while the body runs (from /proc)."""
+    readers = {name: partial(cpu_seconds, pid) for name, pid in {**children.pids(), **run.servers}.items()}
+    if run.postmaster is not None:
+        readers[POSTGRES] = partial(tree_cpu_seconds, run.postmaster)
+    before = {name: read() for name, read in readers.items()}
     yield
     used = {}
-    for name, pid in pids.items():
-        start, end = before[name], cpu_seconds(pid)
+    for name, read in readers.items():
+        start, end = before[name], read()
         if start is not None and end is not None:
             used[name] = end - start
     run.cpu[label] = (used, requests)
 
 
-def _cpu_lines(run: _Run) -> list[str]:
-    """CPU time by process in each scenario (per request in `many`): where the machine's time went."""
-    names = list(dict.fromkeys(name for used, _ in run.cpu.values() for name in used))
-    rows = [["CPU", *names, "all"]]
-    for label, (used, requests) in run.cpu.items():
-        unit, scale, digits = ("ms/request", 1000 / requests, 0) if requests > 1 else ("s", 1.0, 1)
-        cells = [f"{used[name] * scale:.{digits}f}" if name in used else "-" for name in names]
-        rows.append([f"{label} ({unit})", *cells, f"{sum(used.values()) * scale:.{digits}f}"])
-    return aligned(rows)
+def _cpu_lines(cpu: Mapping[str, tuple[dict[str, float], int]], *, postgres_seen: bool) -> list[str]:
+    """CPU time (user + system, from /proc) by process in each scenario of `cpu` (scenario -> (seconds
+    by process, requests)), per request when there were many; PostgreSQL's "n/a" when not `postgres_seen`."""
+    names = [*dict.fromkeys(name for used, _ in cpu.values() for name in used if name != POSTGRES), POSTGRES]
+    columns = [(used, *(("ms/request", 1000 / requests, 0) if requests > 1 else ("s", 1.0, 1)))
+               for used, requests in cpu.values()]  # fmt: skip
+    rows = [["CPU (/proc)", *(f"{label} ({unit})" for label, (_, unit, _, _) in zip(cpu, columns, strict=True))]]
+    for name in [*names, "all"]:
+        missing = "n/a" if name == POSTGRES else "-"
+        values = [sum(used.values()) if name == "all" else used.get(name) for used, *_ in columns]
+        rows.append([name, *(missing if value is None else f"{value * scale:.{digits}f}"
+                             for value, (_, _, scale, digits) in zip(values, columns, strict=True))])  # fmt: skip
+    if postgres_seen:
+        note = "its postmaster and backends; it serves the source systems' databases (policy, claims) too"
+    else:
+        note = "n/a: the server is not a process of this machine (a remote URL), and 'all' leaves it out"
+    return [*aligned(rows), f"{POSTGRES}: {note}"]
 
 
 @contextlib.asynccontextmanager
