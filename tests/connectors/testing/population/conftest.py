@@ -10,15 +10,16 @@ import secrets
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import MongoClient
 
+from dsar_service.stack._servers import secantus_binary
+
 POSTGRES_SERVER = os.environ.get("DSAR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-SECANTUSD = Path(os.environ.get("DSAR_TEST_SECANTUSD", "/work/venv/bin/secantusd-py"))
+SECANTUSD = secantus_binary()
 STARTUP_SECONDS = 30
 
 
