@@ -83,6 +83,7 @@ file_access_log = connector.dataset("file_access_log", activity="policy_manageme
     "accessor_role": Field(P.DERIVED, description="the consulting employee's role, never their identity"),
 })  # fmt: skip
 
+_IDS = "policy.subject_ids"  # in Query.memo
 _OTHER_MEMBER = "another person on the same policy (GDPR art. 15(4)): only the link is shown"
 _BY = "SELECT person_id FROM insured_person WHERE "
 _SUBSCRIBED = "SELECT policy_number FROM policy WHERE subscriber_id = ANY($1::uuid[])"
@@ -90,24 +91,40 @@ _MEMBER_OF = "SELECT policy_number FROM policy_member WHERE person_id = ANY($1::
 
 
 async def subject_ids(q: Query, db: Any) -> list[UUID]:
-    """The subject's person ids, one indexed equality lookup per identifier (or pair)."""
+    """The subject's person ids: one statement, an indexed equality lookup per identifier (or pair).
+
+    Every search of an attempt needs them; they are looked up by the first and kept for the
+    others while the attempt's `Query` lives (the runtime builds a new one for each attempt, and
+    a retry is a new attempt, so a retry looks them up again).
+    """
+    ids: list[UUID] | None = q.memo.get(_IDS)
+    if ids is None:
+        ids = q.memo[_IDS] = await _look_up_ids(q, db)
+    return ids
+
+
+async def _look_up_ids(q: Query, db: Any) -> list[UUID]:
     lookups: list[tuple[str, tuple[object, ...]]] = [
-        *((_BY + "person_id = $1::uuid", (v,)) for v in q.values(Ident.PERSON_ID)),
-        *((_BY + "lower(email) = $1", (v,)) for v in q.values(Ident.EMAIL)),
-        *((_BY + "nir = $1", (v,)) for v in q.values(Ident.NIR)),
-        *((_BY + "phone = $1 AND birth_date = $2", (phone, _date(birth)))
+        *((_BY + "person_id = {}::uuid", (v,)) for v in q.values(Ident.PERSON_ID)),
+        *((_BY + "lower(email) = {}", (v,)) for v in q.values(Ident.EMAIL)),
+        *((_BY + "nir = {}", (v,)) for v in q.values(Ident.NIR)),
+        *((_BY + "phone = {} AND birth_date = {}", (phone, _date(birth)))
           for phone, birth in q.pairs(Ident.PHONE, Ident.BIRTH_DATE)),
-        *((_BY + "birth_date = $1 AND lower(last_name) = lower($2) AND lower(first_name) = lower($3)",
+        *((_BY + "birth_date = {} AND lower(last_name) = lower({}) AND lower(first_name) = lower({})",
            (_date(birth), *split_full_name(name)))
           for name, birth in q.pairs(Ident.FULL_NAME, Ident.BIRTH_DATE)),
         *(("SELECT m.person_id FROM policy_member m JOIN insured_person p USING (person_id)"
-           " WHERE m.policy_number = $1 AND p.birth_date = $2", (number, _date(birth)))
+           " WHERE m.policy_number = {} AND p.birth_date = {}", (number, _date(birth)))
           for number, birth in q.pairs(Ident.POLICY_NUMBER, Ident.BIRTH_DATE)),
     ]  # fmt: skip
-    found: set[UUID] = set()
-    for sql, args in lookups:
-        found.update(row["person_id"] for row in await db.fetch(sql, *args))
-    return sorted(found)
+    if not lookups:
+        return []
+    parts: list[str] = []
+    args: list[object] = []
+    for sql, values in lookups:  # each lookup keeps its own index; UNION drops the duplicates
+        parts.append(sql.format(*(f"${len(args) + n}" for n in range(1, len(values) + 1))))
+        args.extend(values)
+    return sorted({row["person_id"] for row in await db.fetch(" UNION ".join(parts), *args)})
 
 
 async def rows(db: Any, sql: str, *args: object) -> AsyncIterator[Any]:

@@ -65,7 +65,12 @@ class PostgresSource:
         async with self._lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    self._dsn, min_size=0, max_size=self._max_size, timeout=10, command_timeout=300
+                    self._dsn,
+                    min_size=0,
+                    max_size=self._max_size,
+                    timeout=10,
+                    command_timeout=300,
+                    reset=_keep_session,
                 )
         async with self._pool.acquire(timeout=30) as connection:
             yield connection
@@ -79,6 +84,21 @@ class PostgresSource:
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+
+
+async def _keep_session(connection: Any) -> None:
+    """What a connection released to the pool runs besides asyncpg's own checks: nothing.
+
+    asyncpg's default reset sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL` on every release, one more statement per search. A search changes none of that:
+    it only reads, in transactions it opens itself (`async with db.transaction(...)`), with
+    cursors that live inside them; it takes no advisory lock, listens to nothing and sets nothing
+    for the session (a transaction's own isolation and read-only mode end with it). And asyncpg
+    still does the part that matters before calling this (`Connection._reset`): a transaction
+    left open, by a search cancelled in the middle say, is rolled back, and listeners are
+    dropped; if that fails, the connection is closed instead of going back to the pool.
+    """
+    del connection
 
 
 class MongoSource:

