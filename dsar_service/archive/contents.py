@@ -20,6 +20,7 @@ reserved dataset `_redactions` carries notes of other people's data removed (art
 
 import logging
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import orjson
@@ -67,8 +68,8 @@ class ArchiveBuilder:
     ) -> None:
         self._writer = writer
         self.portability = portability
-        self.register = register or load_register()
-        self.labels = labels or load_labels()
+        self.register = register or _default_register()
+        self.labels = labels or _default_labels()
         self._redactions: list[Redaction] = []
         self._exported: set[tuple[str, str]] = set()
         self._not_portable: dict[str, None] = {}
@@ -78,6 +79,7 @@ class ArchiveBuilder:
         self._shapes: dict[str, DatasetShape] = {}
         self._order: list[str] = []
         self._current: str | None = None
+        self._current_shape: DatasetShape | None = None  # the shape of `_current`, once looked up
         self._csv: CsvEncoder | None = None
         self._columns: tuple[str, ...] = ()  # the CSV's columns: one tuple per file, its layouts' key
         self._csv_rows = 0
@@ -101,7 +103,7 @@ class ArchiveBuilder:
         self._system = safe_name(system)
         self.received = 0
         self._declared = {d.name: d for d in declared}
-        self._shapes, self._order, self._current = {}, [], None
+        self._shapes, self._order, self._current, self._current_shape = {}, [], None, None
         if self.portability:
             for dataset in declared:
                 for field in dataset.fields:
@@ -123,35 +125,39 @@ class ArchiveBuilder:
             self._shapes[dataset] = shape
         return shape
 
-    def _switch(self, dataset: str) -> bool:
-        """Move to `dataset` (True when it changed); a dataset seen before is an error."""
-        if dataset == self._current:
-            return False
+    def _switch(self, dataset: str) -> None:
+        """Move to `dataset`, another than the current one; a dataset seen before is an error."""
         if dataset in self._order:
             raise ContentError(f"{self._system} sent dataset {dataset} in two separate runs")
         self._order.append(dataset)
         self._current = dataset
-        return True
 
     def json_record(self, dataset: str, fields_json: bytes) -> None:
         """One record of the current system, in the order it was sent."""
         if self._system is None:
             raise RuntimeError("begin_system() first")
-        fields = _object(fields_json)
+        try:
+            fields = orjson.loads(fields_json)  # (inline: this runs once per record)
+        except orjson.JSONDecodeError:
+            raise ContentError("a record is not valid JSON") from None
+        if type(fields) is not dict:
+            raise ContentError("a record is not a JSON object")
         if dataset == REDACTIONS_DATASET:
             self._redaction(fields)
             return
-        if self._switch(dataset):
+        shape = self._current_shape
+        if dataset != self._current or shape is None:
+            self._switch(dataset)
             self._close_json()
+            shape = self._current_shape = self._shape(dataset)
         self.received += 1
-        shape = self._shape(dataset)
-        first = shape.empty
+        first = shape.records == 0
         row = shape.shape_and_count(fields)
         if row is None:
             return
         if first:
             self._writer.open_json_array(self._path("data", shape, ".json"))
-        self._writer.write_json_item(orjson.dumps(row))
+        self._writer.write_json_object(orjson.dumps(row))
 
     def _redaction(self, fields: Mapping[str, Any]) -> None:
         assert self._system is not None
@@ -175,20 +181,21 @@ class ArchiveBuilder:
         """End the first pass; the CSV pass follows, over the same records in the same order."""
         if self._current is not None and not self._shapes[self._current].empty:
             self._writer.close_json_array()
-        self._current = None
+        self._current, self._current_shape = None, None
 
     # --- pass 2: CSV ---------------------------------------------------------------------------------
 
     def csv_record(self, dataset: str, fields_json: bytes) -> None:
         """The same record again, for the CSV file."""
-        if dataset == REDACTIONS_DATASET:
-            return
-        shape = self._shapes.get(dataset)
-        if shape is None:
-            raise ContentError(f"{self._system} sent dataset {dataset} in the second pass only")
-        if dataset != self._current:
+        shape = self._current_shape
+        if dataset != self._current or shape is None:
+            if dataset == REDACTIONS_DATASET:
+                return
+            shape = self._shapes.get(dataset)
+            if shape is None:
+                raise ContentError(f"{self._system} sent dataset {dataset} in the second pass only")
             self._close_csv()
-            self._current = dataset
+            self._current, self._current_shape = dataset, shape
             if not shape.empty:
                 self._columns = tuple(c.name for c in shape.columns)
                 self._csv = CsvEncoder(self._columns)
@@ -198,9 +205,15 @@ class ArchiveBuilder:
         encoder = self._csv
         if encoder is None:
             return
-        cells = shape.csv_cells(_object(fields_json), self._columns)
+        try:
+            fields = orjson.loads(fields_json)  # (inline: this runs once per record)
+        except orjson.JSONDecodeError:
+            raise ContentError("a record is not valid JSON") from None
+        if type(fields) is not dict:
+            raise ContentError("a record is not a JSON object")
+        cells = shape.csv_cells(fields, self._columns)
         if cells is not None:
-            encoder.add(cells)
+            encoder.add_texts(cells)
             self._csv_rows += 1
             if encoder.ready:
                 self._writer.write(encoder.take())
@@ -249,7 +262,7 @@ class ArchiveBuilder:
                     schema_path=schema_path,
                 )
             )
-        self._system, self._current = None, None
+        self._system, self._current, self._current_shape = None, None, None
         return tuple(reports)
 
     def _path(self, top: str, shape: DatasetShape, suffix: str) -> str:
@@ -274,8 +287,8 @@ class ArchiveBuilder:
         if self._system is not None:
             raise RuntimeError("end_system() first")
         self._writer.add_file("index.html", render_index(report, self.register, self.labels).encode())
-        self._writer.add_file("processing.json", orjson.dumps(self._processing(report), option=_JSON))
-        self._writer.add_file("schemas/manifest.schema.json", orjson.dumps(manifest_schema(), option=_JSON))
+        self._writer.add_file("processing.json", orjson.dumps(self._processing(report), option=_JSON), reuse=True)
+        self._writer.add_file("schemas/manifest.schema.json", _manifest_schema_json(), reuse=True)
         manifest = build_manifest(
             report,
             self._writer.files,
@@ -288,17 +301,45 @@ class ArchiveBuilder:
 
     def _processing(self, report: ArchiveReport) -> dict[str, Any]:
         """The register, limited to the activities of the exported data (and the handling of this request)."""
-        full = self.register.to_json()
+        full = dict(_register_json(self.register))  # a copy of the top level: the cached one stays whole
         wanted = [a for a in [*report.activities, "rights_management"] if a in full["activities"]]
         full["activities"] = {a: full["activities"][a] for a in dict.fromkeys(wanted)}
         return full
 
 
-def _object(fields_json: bytes) -> dict[str, Any]:
-    try:
-        fields = orjson.loads(fields_json)
-    except orjson.JSONDecodeError:
-        raise ContentError("a record is not valid JSON") from None
-    if not isinstance(fields, dict):
-        raise ContentError("a record is not a JSON object")
-    return fields
+# --- what does not depend on the request: made once per process (or per register) -----------------
+
+
+@cache
+def _default_register() -> Register:
+    """The register shipped with the package, read once (it changes with a release only)."""
+    return load_register()
+
+
+@cache
+def _default_labels() -> Labels:
+    """The decode table shipped with the package, read once."""
+    return load_labels()
+
+
+@cache
+def _manifest_schema_json() -> bytes:
+    """schemas/manifest.schema.json as written into every archive."""
+    return orjson.dumps(manifest_schema(), option=_JSON)
+
+
+_REGISTER_JSON: dict[int, tuple[Register, dict[str, Any]]] = {}  # id -> (register, register.to_json())
+_REGISTER_JSON_MAX = 8
+
+
+def _register_json(register: Register) -> dict[str, Any]:
+    """`register.to_json()`, made once per register (it is immutable); do not change the result.
+
+    Keyed by identity (a register holds mappings, so it does not hash): the entry holds the
+    register itself, so its id cannot be reused by another object while the entry is there."""
+    found = _REGISTER_JSON.get(id(register))
+    if found is None or found[0] is not register:
+        if len(_REGISTER_JSON) >= _REGISTER_JSON_MAX:
+            _REGISTER_JSON.clear()
+        found = _REGISTER_JSON[id(register)] = (register, register.to_json())
+    return found[1]

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["BATCH_CHARS", "CsvEncoder", "cell", "line"]
+__all__ = ["BATCH_CHARS", "CsvEncoder", "cell", "line", "text_line"]
 
 BATCH_CHARS = 64 * 1024  # text gathered before `ready` says to take it
 
@@ -34,22 +34,28 @@ def cell(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _quoted(text: str) -> str:
-    if "," in text or '"' in text or "\r" in text or "\n" in text:
-        return '"' + text.replace('"', '""') + '"'
-    return text
+def text_line(texts: list[str]) -> str:
+    """One CSV line, with its CRLF, of cells already made text (as `cell` makes them)."""
+    joined = ",".join(texts)
+    if '"' in joined or "\r" in joined or "\n" in joined or joined.count(",") != len(texts) - 1:
+        # Some cell needs quotes: quote those (inline: a call per cell would cost more than the test).
+        joined = ",".join(
+            [
+                '"' + text.replace('"', '""') + '"'
+                if "," in text or '"' in text or "\r" in text or "\n" in text
+                else text
+                for text in texts
+            ]
+        )
+    elif not joined and len(texts) == 1:
+        joined = '""'  # else the line would read as no cell at all
+    return joined + "\r\n"
 
 
 def line(cells: Iterable[str | int | float | None]) -> str:
     """One CSV line, with its CRLF: cells as `cell` makes them, or an int, a float (its repr)
     or None (an empty cell), which `cell` would make the same way."""
-    texts = [value if type(value) is str else "" if value is None else str(value) for value in cells]
-    joined = ",".join(texts)
-    if '"' in joined or "\r" in joined or "\n" in joined or joined.count(",") != len(texts) - 1:
-        joined = ",".join([_quoted(text) for text in texts])
-    elif not joined and len(texts) == 1:
-        joined = '""'  # else the line would read as no cell at all
-    return joined + "\r\n"
+    return text_line([value if type(value) is str else "" if value is None else str(value) for value in cells])
 
 
 class CsvEncoder:
@@ -74,7 +80,11 @@ class CsvEncoder:
 
     def add(self, cells: Iterable[str | int | float | None]) -> None:
         """Gather one line of cells, one per column (see `line`)."""
-        text = line(cells)
+        self.add_texts([value if type(value) is str else "" if value is None else str(value) for value in cells])
+
+    def add_texts(self, texts: list[str]) -> None:
+        """Gather one line of cells already made text, one per column (see `text_line`)."""
+        text = text_line(texts)
         self._lines.append(text)
         self._chars += len(text)
 

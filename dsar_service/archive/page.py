@@ -13,10 +13,11 @@ the archive, so the page works once the ZIP is extracted.
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 from html import escape
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..register import Activity, Labels, Register
+from ..register import Activity, Contact, Labels, Register, Right, Transfers
 from .manifest import status_text
 from .report import ArchiveReport, DatasetReport, SystemReport
 
@@ -351,39 +352,7 @@ class _Page:
                 + ", ".join(f"{_e(d.title)} ({_e(d.system)})" for d in files)
                 + ".</p>"
             )
-        self.add("<h4>Purposes <span class='muted'>(art. 15(1)(a))</span></h4>", _list(a.purposes))
-        self.add("<h4>Legal basis</h4>", _list(f"{b.text} (GDPR article {b.article})" for b in a.legal_bases))
-        self.add("<h4>Categories of data <span class='muted'>(art. 15(1)(b))</span></h4>", _list(a.categories))
-        self.add("<h4>Recipients <span class='muted'>(art. 15(1)(c))</span></h4>", _list(a.recipients))
-        if a.transfers_outside_eea:
-            t = self.register.transfers
-            self.add(
-                "<h4>Transfers outside the European Economic Area <span class='muted'>(art. 15(2))</span></h4>"
-                f"<p>Countries: {_e(', '.join(t.countries))}. {_e(t.safeguards)}</p>"
-            )
-        else:
-            self.add("<h4>Transfers outside the European Economic Area</h4><p>None.</p>")
-        self.add(
-            "<h4>How long we keep it <span class='muted'>(art. 15(1)(d))</span></h4>",
-            _list(f"{r.data}: {r.period}" for r in a.retention),
-        )
-        self.add(
-            "<h4>Where it comes from <span class='muted'>(art. 15(1)(g))</span></h4>",
-            _list(a.sources),
-        )
-        self.add("<h4>Automated decisions <span class='muted'>(art. 15(1)(h))</span></h4>")
-        if not a.automated_decisions:
-            self.add("<p>No decision is taken about you by automated means alone in this processing.</p>")
-        for decision in a.automated_decisions:
-            self.add(
-                f'<div class="box"><p><strong>{_e(decision.name)}.</strong> {_e(decision.logic)}</p>'
-                f"<p><strong>What it means for you:</strong> {_e(decision.significance)}</p>"
-                f"<p><strong>Your rights:</strong> {_e(decision.contest)}</p></div>"
-            )
-        self.add(
-            "<p class='muted'>Your rights to rectification, erasure, restriction and objection, and to complain "
-            "to the CNIL (art. 15(1)(e) and (f)), are described under <a href='#rights'>Your rights</a>.</p>"
-        )
+        self.add(*_activity_body(a, self.register.transfers))
 
     def redactions(self) -> None:
         r = self.report
@@ -416,24 +385,7 @@ class _Page:
 
     def rights(self) -> None:
         reg = self.register
-        self.add(_h2("rights", "Your rights and how to exercise them", "Vos droits et comment les exercer"))
-        self.add(
-            '<div class="box"><p><strong>To exercise any of your rights</strong>, write to our Data Protection '
-            f"Officer, proving your identity and stating your request:</p><p>E-mail: "
-            f'<a href="mailto:{_e(reg.dpo.email)}">{_e(reg.dpo.email)}</a><br>Post: {_e(reg.dpo.address)}</p>'
-            f"<p><strong>To complain to the CNIL</strong>, the French data protection authority: online at "
-            f"{_e(reg.supervisory_authority.url)}, or by post to {_e(reg.supervisory_authority.address)}.</p></div>"
-        )
-        rows = [
-            f"<tr><td><strong>{_e(right.name)}</strong><br><span class='muted'>{_e(_article(right.article))}"
-            f"</span></td><td>{_e(right.applies)}</td><td>{_e(right.how)}</td></tr>"
-            for right in reg.rights
-        ]
-        self.add(
-            "<table><thead><tr><th>Right</th><th>When it applies</th><th>How</th></tr></thead><tbody>",
-            *rows,
-            "</tbody></table>",
-        )
+        self.add(*_rights(reg.dpo, reg.supervisory_authority, reg.rights))
 
     def reading(self) -> None:
         self.add(_h2("reading", "How to read these files", "Comment lire les fichiers"))
@@ -481,6 +433,79 @@ class _Page:
             f"({_e(reg.source)}); decode table version {_e(self.labels.version)}; request "
             f"{_e(self.report.request_id)}.</p></footer></main>"
         )
+
+
+@lru_cache(maxsize=16)
+def _rights(dpo: Contact, authority: Contact, rights: tuple[Right, ...]) -> tuple[str, ...]:
+    """The section on the subject's rights: the register's alone, made once per register."""
+    parts: list[str] = []
+
+    def add(*html: str) -> None:
+        parts.extend(html)
+
+    add(_h2("rights", "Your rights and how to exercise them", "Vos droits et comment les exercer"))
+    add(
+        '<div class="box"><p><strong>To exercise any of your rights</strong>, write to our Data Protection '
+        f"Officer, proving your identity and stating your request:</p><p>E-mail: "
+        f'<a href="mailto:{_e(dpo.email)}">{_e(dpo.email)}</a><br>Post: {_e(dpo.address)}</p>'
+        f"<p><strong>To complain to the CNIL</strong>, the French data protection authority: online at "
+        f"{_e(authority.url)}, or by post to {_e(authority.address)}.</p></div>"
+    )
+    rows = [
+        f"<tr><td><strong>{_e(right.name)}</strong><br><span class='muted'>{_e(_article(right.article))}"
+        f"</span></td><td>{_e(right.applies)}</td><td>{_e(right.how)}</td></tr>"
+        for right in rights
+    ]
+    add(
+        "<table><thead><tr><th>Right</th><th>When it applies</th><th>How</th></tr></thead><tbody>",
+        *rows,
+        "</tbody></table>",
+    )
+    return tuple(parts)
+
+
+@lru_cache(maxsize=256)
+def _activity_body(a: Activity, t: Transfers) -> tuple[str, ...]:
+    """What the page says of an activity, after the data it concerned: the register's alone,
+    so made once per activity (and the register's transfers) rather than once per page."""
+    parts: list[str] = []
+
+    def add(*html: str) -> None:
+        parts.extend(html)
+
+    add("<h4>Purposes <span class='muted'>(art. 15(1)(a))</span></h4>", _list(a.purposes))
+    add("<h4>Legal basis</h4>", _list(f"{b.text} (GDPR article {b.article})" for b in a.legal_bases))
+    add("<h4>Categories of data <span class='muted'>(art. 15(1)(b))</span></h4>", _list(a.categories))
+    add("<h4>Recipients <span class='muted'>(art. 15(1)(c))</span></h4>", _list(a.recipients))
+    if a.transfers_outside_eea:
+        add(
+            "<h4>Transfers outside the European Economic Area <span class='muted'>(art. 15(2))</span></h4>"
+            f"<p>Countries: {_e(', '.join(t.countries))}. {_e(t.safeguards)}</p>"
+        )
+    else:
+        add("<h4>Transfers outside the European Economic Area</h4><p>None.</p>")
+    add(
+        "<h4>How long we keep it <span class='muted'>(art. 15(1)(d))</span></h4>",
+        _list(f"{r.data}: {r.period}" for r in a.retention),
+    )
+    add(
+        "<h4>Where it comes from <span class='muted'>(art. 15(1)(g))</span></h4>",
+        _list(a.sources),
+    )
+    add("<h4>Automated decisions <span class='muted'>(art. 15(1)(h))</span></h4>")
+    if not a.automated_decisions:
+        add("<p>No decision is taken about you by automated means alone in this processing.</p>")
+    for decision in a.automated_decisions:
+        add(
+            f'<div class="box"><p><strong>{_e(decision.name)}.</strong> {_e(decision.logic)}</p>'
+            f"<p><strong>What it means for you:</strong> {_e(decision.significance)}</p>"
+            f"<p><strong>Your rights:</strong> {_e(decision.contest)}</p></div>"
+        )
+    add(
+        "<p class='muted'>Your rights to rectification, erasure, restriction and objection, and to complain "
+        "to the CNIL (art. 15(1)(e) and (f)), are described under <a href='#rights'>Your rights</a>.</p>"
+    )
+    return tuple(parts)
 
 
 def render_index(report: ArchiveReport, register: Register, labels: Labels) -> str:

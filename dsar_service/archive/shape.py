@@ -50,8 +50,6 @@ _JSON_TYPES: dict[type, str] = {
     list: "array",
     dict: "object",
 }
-# Values a CSV cell takes as they are (csv writes None as an empty cell, floats by repr).
-_CSV_PLAIN = frozenset((str, int, float, type(None)))
 
 
 def json_type(value: object) -> str:
@@ -117,7 +115,7 @@ class _Layout:
         # Where each name of the row takes its value from, built as shape() did field by
         # field: a name set twice keeps its first place and its last value.
         sources: dict[str, int] = {}
-        coded: list[tuple[int, Mapping[str, str]]] = []
+        coded: list[tuple[int, Callable[[Any], str | None]]] = []
         for index, name in enumerate(keys):
             if not shape._keeps(name):
                 continue
@@ -125,7 +123,7 @@ class _Layout:
             table = shape._codes.get(name)
             if table is not None:
                 sources[name + LABEL_SUFFIX] = len(keys) + len(coded)
-                coded.append((index, table))
+                coded.append((index, dict(table).get))  # a dict's get: faster than a read-only view's
         self.names = tuple(sources)
         self.empty = not sources
         self.coded = tuple(coded)
@@ -137,9 +135,9 @@ class _Layout:
     def values(self, fields: Mapping[str, Any]) -> list[Any]:
         """The record's values, then its labels."""
         values = list(fields.values())
-        for index, table in self.coded:
+        for index, label in self.coded:
             value = values[index]
-            values.append(None if value is None else table.get(str(value)))
+            values.append(label(value) if type(value) is str else None if value is None else label(str(value)))
         return values
 
 
@@ -209,15 +207,23 @@ class DatasetShape:
         return dict(zip(layout.names, layout.pick(layout.values(fields)), strict=True))
 
     def shape_and_count(self, fields: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        """`shape`, and `count` the row when there is one: the JSON pass, in one call."""
-        layout = self._layout(fields)
+        """`shape`, and `count` the row when there is one: the JSON pass, in one call.
+
+        (`_layout` and `_count` inlined: this runs once per record.)"""
+        layout = self._layouts.get(tuple(fields)) or self._layout(fields)
+        names = layout.names
         if layout.identity:
             row = fields
         elif layout.empty:
             return None
         else:
-            row = dict(zip(layout.names, layout.pick(layout.values(fields)), strict=True))
-        self._count(layout.names, row)
+            row = dict(zip(names, layout.pick(layout.values(fields)), strict=True))
+        self.records += 1
+        key = (names, tuple(map(type, row.values())))
+        pending = self._pending
+        pending[key] = pending.get(key, 0) + 1
+        if len(pending) >= _MAX_PENDING:
+            self._sum()
         return row
 
     def count(self, row: Mapping[str, Any]) -> None:
@@ -271,11 +277,11 @@ class DatasetShape:
                 columns.append(Column(name + LABEL_SUFFIX, info, label_of=name))
         return columns
 
-    def csv_cells(self, fields: Mapping[str, Any], columns: tuple[str, ...]) -> Sequence[Any] | None:
+    def csv_cells(self, fields: Mapping[str, Any], columns: tuple[str, ...]) -> list[str] | None:
         """The CSV cells of one record, one per column of `columns` (None when portability
-        leaves nothing of it): values csv writes as they are (str, int, float, None for an
-        empty cell), the others (booleans, lists, objects) as `csvfile.cell` words them."""
-        layout = self._layout(fields)
+        leaves nothing of it), each as the text `csvfile.cell` makes of its value (an empty
+        cell for a column the record lacks)."""
+        layout = self._layouts.get(tuple(fields)) or self._layout(fields)
         if layout.empty:
             return None
         if layout.csv is None or layout.csv_columns is not columns:
@@ -285,7 +291,14 @@ class DatasetShape:
             layout.csv_columns = columns
         values = layout.values(fields)
         values.append(None)
-        cells = layout.csv(values)
-        if _CSV_PLAIN.issuperset(map(type, cells)):
-            return cells
-        return [value if type(value) in _CSV_PLAIN else cell(value) for value in cells]
+        # `cell` inlined for the common types (str(float) is its repr; bool is not `int` here).
+        return [
+            value
+            if type(value) is str
+            else ""
+            if value is None
+            else str(value)
+            if type(value) is int or type(value) is float
+            else cell(value)
+            for value in layout.csv(values)
+        ]

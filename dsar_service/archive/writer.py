@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from ..crypto import AgeEncryptor, Recipient
 from .zipstream import ZipStream
@@ -46,6 +47,12 @@ class ArchiveDigest:
 
     size: int
     sha256: str
+
+
+@lru_cache(maxsize=32)
+def _sha256(data: bytes) -> str:
+    """The SHA-256 of a fixed file, kept for the next archive that writes it."""
+    return hashlib.sha256(data).hexdigest()
 
 
 class _Stream:
@@ -129,11 +136,15 @@ class ArchiveWriter:
             raise RuntimeError("no streamed file is open: open_file() first")
         return self._array
 
-    def add_file(self, path: str, data: bytes) -> FileEntry:
-        """Add a small file whole (manifest.json, README.txt, index.html)."""
+    def add_file(self, path: str, data: bytes, *, reuse: bool = False) -> FileEntry:
+        """Add a small file whole (manifest.json, README.txt, index.html).
+
+        `reuse`: a fixed file, the same bytes in many archives (a schema, the register): its
+        deflated form and digest are kept in memory for the next archive (the bytes written are
+        the same). Never for a file with personal data: it would outlive its request."""
         self._check_idle()
-        self._zip.add(path, data)
-        entry = FileEntry(path, len(data), hashlib.sha256(data).hexdigest())
+        self._zip.add(path, data, reuse=reuse)
+        entry = FileEntry(path, len(data), _sha256(data) if reuse else hashlib.sha256(data).hexdigest())
         self._files.append(entry)
         return entry
 
@@ -174,14 +185,23 @@ class ArchiveWriter:
 
     def write_json_item(self, item_json: bytes) -> None:
         """Append one record, already encoded as a JSON object (e.g. by orjson.dumps)."""
-        array = self._open_array()
         if item_json[:1] != b"{" or item_json[-1:] != b"}":
+            self._open_array()  # misuse first: no array open
             raise ValueError("a JSON array item must be one encoded JSON object")
+        self.write_json_object(item_json)
+
+    def write_json_object(self, item_json: bytes) -> None:
+        """`write_json_item` for bytes known to be one JSON object (orjson.dumps of a dict),
+        without checking them: the per-record path of ArchiveBuilder."""
+        array = self._array
+        if array is None or not array.json:
+            raise RuntimeError("no JSON array is open: open_json_array() first")
+        pending = array.pending
         if array.records:
-            array.pending += b",\n"
-        array.pending += item_json
+            pending += b",\n"
+        pending += item_json
         array.records += 1
-        if len(array.pending) >= _BATCH:
+        if len(pending) >= _BATCH:
             self._flush_array(array)
 
     def close_json_array(self) -> FileEntry:

@@ -83,6 +83,28 @@ def _check_name(name: str) -> bytes:
     return encoded
 
 
+def _deflate_whole(level: int, data: bytes) -> tuple[int, bytes, int]:
+    """A whole file's method, body (deflated, or stored when deflate would not shrink it), CRC-32."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    deflated = compressor.compress(data) + compressor.flush()
+    method, body = (_DEFLATED, deflated) if len(deflated) < len(data) else (_STORED, data)
+    return method, body, zlib.crc32(data)
+
+
+_WHOLE: dict[tuple[int, bytes], tuple[int, bytes, int]] = {}  # (level, data) -> _deflate_whole's
+_WHOLE_MAX = 32  # fixed files: a handful per register version
+
+
+def _whole(level: int, data: bytes) -> tuple[int, bytes, int]:
+    """`_deflate_whole`, kept for the next archive that writes the same fixed file."""
+    found = _WHOLE.get((level, data))
+    if found is None:
+        if len(_WHOLE) >= _WHOLE_MAX:
+            _WHOLE.clear()
+        found = _WHOLE[(level, data)] = _deflate_whole(level, data)
+    return found
+
+
 class ZipStream:
     """Write a ZIP archive to `write`, one entry after another, then `close`.
 
@@ -126,13 +148,15 @@ class ZipStream:
         self._entries.append(entry)
         return entry
 
-    def add(self, name: str, data: bytes) -> None:
-        """Write a whole file, with its sizes and CRC-32 in the local header."""
-        compressor = zlib.compressobj(self._level, zlib.DEFLATED, -15)
-        deflated = compressor.compress(data) + compressor.flush()
-        method, body = (_DEFLATED, deflated) if len(deflated) < len(data) else (_STORED, data)
+    def add(self, name: str, data: bytes, *, reuse: bool = False) -> None:
+        """Write a whole file, with its sizes and CRC-32 in the local header.
+
+        `reuse`: the same bytes are written into many archives (a fixed file); their deflated
+        form is kept and used again (deflate gives the same bytes for the same input and level).
+        Never for personal data: what is kept outlives the archive."""
+        method, body, crc = _whole(self._level, data) if reuse else _deflate_whole(self._level, data)
         entry = self._new_entry(name, 0, method)
-        entry.crc, entry.compressed, entry.size = zlib.crc32(data), len(body), len(data)
+        entry.crc, entry.compressed, entry.size = crc, len(body), len(data)
         extra = b""
         sizes = (entry.compressed, entry.size)
         if max(sizes) >= _ZIP64_FROM:

@@ -35,10 +35,30 @@ class UnwrapError(Exception):
     """A wrapped secret did not open: wrong master key, wrong context, or altered bytes."""
 
 
-def _subkey(master_key: bytes, info: bytes) -> bytes:
+# Sub-keys derived so far, by (master key, info): HKDF gives the same sub-key for the same inputs,
+# and deriving it took most of the time of a wrap or a digest. The key of each entry is the
+# caller's own master key object (no copy); the sub-keys live in this process's memory only,
+# as the master key does. Bounded: a process has one master key (two during a rotation).
+_SUBKEYS: dict[tuple[bytes, bytes], bytes] = {}
+_SUBKEYS_MAX = 16
+
+
+def _derive(master_key: bytes, info: bytes) -> bytes:
     if len(master_key) != 32:
         raise ValueError("master key must be 32 bytes")
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master_key)
+
+
+def _subkey(master_key: bytes, info: bytes) -> bytes:
+    if type(master_key) is not bytes:  # a mutable buffer: it could change under the cache; keep nothing
+        return _derive(master_key, info)
+    found = _SUBKEYS.get((master_key, info))
+    if found is None:
+        found = _derive(master_key, info)
+        if len(_SUBKEYS) >= _SUBKEYS_MAX:
+            _SUBKEYS.clear()
+        _SUBKEYS[(master_key, info)] = found
+    return found
 
 
 def context(purpose: str, *parts: str) -> bytes:

@@ -5,8 +5,10 @@ import hmac
 import os
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from dsar_service.crypto import UnwrapError, context, keyed_digest, open_at_rest, seal_at_rest, unwrap, wrap
+from dsar_service.crypto import UnwrapError, context, keyed_digest, keywrap, open_at_rest, seal_at_rest, unwrap, wrap
 
 MASTER = bytes(range(32))
 SECRET = os.urandom(32)  # a request's X25519 private key
@@ -79,3 +81,27 @@ def test_keyed_digest() -> None:
     # A sub-key, not the master key itself, keys the HMAC; and it is not a plain hash.
     assert digest != hmac.digest(MASTER, b"jeanne@example.fr", "sha256")
     assert digest != hashlib.sha256(b"jeanne@example.fr").digest()
+
+
+def test_subkeys_are_derived_once_and_stay_exact() -> None:
+    def fresh(master: bytes, info: bytes) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master)
+
+    keywrap._SUBKEYS.clear()  # what other tests derived, from their own key objects
+    other = bytes(32)
+    for master in (MASTER, other, MASTER):
+        for info in (keywrap._WRAP_INFO, keywrap._DIGEST_INFO):
+            assert keywrap._subkey(master, info) == fresh(master, info)
+    # The cache holds the caller's master key object, not a copy of it.
+    assert all(any(k is master for master in (MASTER, other)) for k, _ in keywrap._SUBKEYS)
+    # A mutable buffer is derived from, never kept; a wrong length is refused each time.
+    assert keywrap._subkey(bytearray(MASTER), keywrap._WRAP_INFO) == fresh(MASTER, keywrap._WRAP_INFO)
+    assert all(type(k) is bytes for k, _ in keywrap._SUBKEYS)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="32 bytes"):
+            wrap(bytes(31), SECRET, b"")
+    ctx = context("request-key", "req-A")
+    assert unwrap(MASTER, wrap(MASTER, SECRET, ctx), ctx) == SECRET
+    with pytest.raises(UnwrapError):
+        unwrap(other, wrap(MASTER, SECRET, ctx), ctx)
+    assert keyed_digest(MASTER, b"x") == hmac.digest(fresh(MASTER, keywrap._DIGEST_INFO), b"x", "sha256")
