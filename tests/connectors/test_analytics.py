@@ -10,11 +10,8 @@ Speed against a plain motor read is measured by the benchmark (`dsar bench`), no
 """
 
 import asyncio
-import contextlib
 import datetime as dt
 import secrets
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,55 +33,27 @@ from dsar_common import kafka
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed
 from dsar_common.settings import KafkaSettings
 from dsar_common.topics import Topics
-from dsar_service.stack._servers import secantus_binary, tansu_binary
+from tests.support.local_servers import local_kafka, local_mongodb
 
 pytestmark = pytest.mark.integration
 
-SECANTUSD = secantus_binary()
-TANSU = tansu_binary()
 DATABASE = "analytics_test"
 ACCESS, PORTABILITY = RequestKind.ACCESS, RequestKind.PORTABILITY
 SHARED_VISIT_ID = ObjectId("65a0c0ffee00000000000001")  # the subject's cookie, his wife logged in
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _server(command: list[str], port: int) -> Iterator[None]:
-    """A server process, once its port accepts connections; terminated at the end."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            assert process.poll() is None and time.monotonic() < deadline, f"{command[0]} did not start"
-            time.sleep(0.05)
-        yield
-    finally:
-        process.terminate()
-        process.wait(15)
-
-
 @pytest.fixture(scope="module")
 def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    storage = str(tmp_path_factory.mktemp("secantus"))
-    with _server([str(SECANTUSD), "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage], port):
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    """A SecantusDB server of this module's own; its URL."""
+    with local_mongodb(tmp_path_factory.mktemp("secantus")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[str]:
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    with _server([str(TANSU), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                  "--storage-engine", "memory://tansu/"], port):  # fmt: skip
-        yield f"127.0.0.1:{port}"
+    """A Tansu broker of this module's own, in memory; its bootstrap address."""
+    with local_kafka() as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="module")

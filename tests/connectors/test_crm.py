@@ -8,8 +8,6 @@ integration tests. The records are compared with the exact set derived from
 `population.subject_rows("crm")`.
 """
 
-import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +15,6 @@ from typing import Any
 import orjson
 import pytest
 from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import MongoClient
 
 from connectors import crm
 from connectors.runtime.attempt import Attempt
@@ -28,11 +25,10 @@ from connectors.testing.population import Population, generate, load_population
 from dsar.bus.v1 import bus_pb2
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed
 from dsar_common.topics import Topics
-from dsar_service.stack._servers import secantus_binary
+from tests.support.local_servers import local_mongodb
 
 pytestmark = pytest.mark.integration
 
-SECANTUSD = secantus_binary()
 DATABASE = "crm_test"
 NEVER_EXPORTED = {"_id", "contact_id", "agent_id"}  # keys and links; the agent who wrote an interaction
 
@@ -104,13 +100,6 @@ def contact_of(population: Population, person_id: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def population() -> Population:
     return generate(seed=3)
@@ -118,26 +107,9 @@ def population() -> Population:
 
 @pytest.fixture(scope="module")
 def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A SecantusDB server of this module's own, once it answers `ping`; stopped at the end."""
-    folder = tmp_path_factory.mktemp("secantus")
-    port = _free_port()
-    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    with (folder / "secantusd.log").open("wb") as log:
-        server = subprocess.Popen(
-            [str(SECANTUSD), "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(folder / "data")],
-            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        client: MongoClient[dict[str, Any]] = MongoClient(url, serverSelectionTimeoutMS=30_000)
-        with client:
-            client.admin.command("ping")  # pymongo retries server selection up to the deadline
+    """A SecantusDB server of this module's own; its URL."""
+    with local_mongodb(tmp_path_factory.mktemp("secantus")) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture(scope="module")

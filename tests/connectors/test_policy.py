@@ -7,12 +7,9 @@ redaction note each), no AML data, no employee identity.
 """
 
 import asyncio
-import contextlib
 import datetime as dt
 import os
 import secrets
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -32,11 +29,10 @@ from dsar_common import kafka
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed, query_binding, seal
 from dsar_common.settings import KafkaSettings, Settings
 from dsar_common.topics import Topics
-from dsar_service.stack._servers import tansu_binary
+from tests.support.local_servers import local_kafka
 
 pytestmark = pytest.mark.integration
 
-TANSU = tansu_binary()
 POSTGRES = os.environ.get("DSAR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 
 SCHEMA = """
@@ -114,33 +110,11 @@ ACCESSES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def broker() -> Iterator[str]:
-    """A Tansu broker on a free port, in memory, stopped at the end of the module."""
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [TANSU, "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            assert process.poll() is None and time.monotonic() < deadline, "tansu did not start"
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
+    """A Tansu broker of this module's own, in memory; its bootstrap address."""
+    with local_kafka() as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="module")

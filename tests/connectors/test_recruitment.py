@@ -8,11 +8,7 @@ exact expected set, built from `population.subject_rows("recruitment")`.
 """
 
 import asyncio
-import contextlib
 import secrets
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,54 +28,26 @@ from dsar_common import kafka
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed
 from dsar_common.settings import KafkaSettings
 from dsar_common.topics import Topics
-from dsar_service.stack._servers import secantus_binary, tansu_binary
+from tests.support.local_servers import local_kafka, local_mongodb
 
 pytestmark = pytest.mark.integration
 
-SECANTUSD = secantus_binary()
-TANSU = tansu_binary()
 DATABASE = "recruitment_test"
 ACCESS, PORTABILITY = RequestKind.ACCESS, RequestKind.PORTABILITY
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _server(command: list[str], port: int) -> Iterator[None]:
-    """A server process, once its port accepts connections; terminated at the end."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            assert process.poll() is None and time.monotonic() < deadline, f"{command[0]} did not start"
-            time.sleep(0.05)
-        yield
-    finally:
-        process.terminate()
-        process.wait(15)
-
-
 @pytest.fixture(scope="module")
 def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    storage = str(tmp_path_factory.mktemp("secantus"))
-    with _server([str(SECANTUSD), "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage], port):
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    """A SecantusDB server of this module's own; its URL."""
+    with local_mongodb(tmp_path_factory.mktemp("secantus")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[str]:
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    with _server([str(TANSU), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                  "--storage-engine", "memory://tansu/"], port):  # fmt: skip
-        yield f"127.0.0.1:{port}"
+    """A Tansu broker of this module's own, in memory; its bootstrap address."""
+    with local_kafka() as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="module")

@@ -7,54 +7,22 @@ and are dropped afterwards.
 
 import os
 import secrets
-import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import MongoClient
 
-from dsar_service.stack._servers import secantus_binary
+from tests.support.local_servers import local_mongodb
 
 POSTGRES_SERVER = os.environ.get("DSAR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-SECANTUSD = secantus_binary()
-STARTUP_SECONDS = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
 def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A SecantusDB server of this module's own; its URL, once it answers `ping`."""
-    folder = tmp_path_factory.mktemp("secantus")
-    port = _free_port()
-    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    with (folder / "secantusd.log").open("wb") as log:
-        server = subprocess.Popen(
-            [str(SECANTUSD), "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(folder / "data")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        # pymongo retries server selection until it answers or the deadline passes.
-        client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=STARTUP_SECONDS * 1000)
-        with client:
-            client.admin.command("ping")
+    """A SecantusDB server of this module's own; its URL."""
+    with local_mongodb(tmp_path_factory.mktemp("secantus")) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture(scope="module")
