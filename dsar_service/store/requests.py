@@ -380,12 +380,12 @@ class RequestStore:
                 if not status.endswith(" 1"):
                     return False
                 collecting = await conn.execute(
-                    "UPDATE requests SET updated_at = now() WHERE request_id = $1 AND state = 'collecting'",
+                    f"""UPDATE requests SET updated_at = now() WHERE request_id = $1 AND state = 'collecting'
+                        {_NOTIFYING}""",
                     _uuid(request_id),
                 )
                 if not collecting.endswith(" 1"):
                     raise _NotCollecting
-                await _notify(conn, request_id)
         except _NotCollecting:
             return False
         return True
@@ -409,11 +409,10 @@ class RequestStore:
             if updated is None:
                 return False
             await conn.execute(
-                "UPDATE requests SET sealed_identifiers = $2, updated_at = now() WHERE request_id = $1",
+                f"UPDATE requests SET sealed_identifiers = $2, updated_at = now() WHERE request_id = $1 {_NOTIFYING}",
                 _uuid(request_id),
                 updated,
             )
-            await _notify(conn, request_id)
         return True
 
     async def mark_queried(self, request_id: str, system: str, attempt: int, queried_count: int) -> None:
@@ -432,21 +431,23 @@ class RequestStore:
     async def record_progress(
         self, request_id: str, system: str, attempt: int, records: int, byte_count: int, deadline: datetime
     ) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                """UPDATE request_systems SET state = 'running', deadline_at = $6,
-                       records = GREATEST(records, $4), bytes = GREATEST(bytes, $5)
-                   WHERE request_id = $1 AND system = $2 AND attempt = $3
-                     AND state IN ('dispatched', 'running')""",
-                _uuid(request_id),
-                system,
-                attempt,
-                records,
-                byte_count,
-                deadline,
-            )
-            if status.endswith(" 1"):
-                await _touch(conn, request_id)
+        # One statement (atomic on its own): the system, then the request, as every writer orders them.
+        await self._pool.execute(
+            f"""WITH running AS (
+                    UPDATE request_systems SET state = 'running', deadline_at = $6,
+                           records = GREATEST(records, $4), bytes = GREATEST(bytes, $5)
+                    WHERE request_id = $1 AND system = $2 AND attempt = $3
+                      AND state IN ('dispatched', 'running')
+                    RETURNING request_id)
+                UPDATE requests SET updated_at = now()
+                WHERE request_id = (SELECT request_id FROM running) {_NOTIFYING}""",
+            _uuid(request_id),
+            system,
+            attempt,
+            records,
+            byte_count,
+            deadline,
+        )
 
     async def store_chunk(
         self, request_id: str, system: str, attempt: int, sequence: int, record_count: int, sealed: bytes
@@ -878,13 +879,17 @@ class RequestStore:
         return infos
 
 
+# Appended to an UPDATE of `requests`: the notification goes with the change, in one round trip.
+_NOTIFYING = f"RETURNING pg_notify('{NOTIFY_CHANNEL}', request_id::text)"
+
+
 async def _notify(conn: asyncpg.Connection, request_id: str) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(request_id))
 
 
 async def _touch(conn: asyncpg.Connection, request_id: str) -> None:
-    await conn.execute("UPDATE requests SET updated_at = now() WHERE request_id = $1", _uuid(request_id))
-    await _notify(conn, request_id)
+    """Mark the request changed and notify, in one statement."""
+    await conn.execute(f"UPDATE requests SET updated_at = now() WHERE request_id = $1 {_NOTIFYING}", _uuid(request_id))
 
 
 def _uuid(request_id: str) -> uuid.UUID:
