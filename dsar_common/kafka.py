@@ -8,8 +8,10 @@ protocol de-duplicates instead (see protos/dsar/bus/v1/bus.proto).
 
 import asyncio
 import contextlib
+import logging
 import ssl
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -25,6 +27,9 @@ MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 SESSION_TIMEOUT_MS = 6_000
 HEARTBEAT_INTERVAL_MS = 1_000  # at most a third of the session timeout
 METADATA_SECONDS = 5.0  # how long a forced metadata refresh may take
+
+
+log = logging.getLogger(__name__)
 
 
 class BusError(Exception):
@@ -131,6 +136,41 @@ async def refresh_metadata(client: AIOKafkaProducer | AIOKafkaConsumer | Any) ->
     if refresh is not None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(refresh(), METADATA_SECONDS)
+
+
+class TopicCheck:
+    """After a sign that the broker lost its data, re-create the missing topics: at most once per
+    `interval` seconds, waiting at most `timeout` for the broker.
+
+    `check()` returns the topics it re-created (often none), or None when it did nothing: too
+    soon after the previous check, or the broker did not answer (the next sign tries again).
+    Without `ensure` (nothing to create), a check that is not too soon returns no topics.
+    """
+
+    def __init__(
+        self, ensure: Callable[[], Awaitable[list[str]]] | None, *, interval: float, timeout: float, name: str
+    ) -> None:
+        self._ensure = ensure
+        self._interval = interval
+        self._timeout = timeout
+        self._name = name
+        self._checked_at: float | None = None
+
+    async def check(self) -> list[str] | None:
+        now = time.monotonic()
+        if self._checked_at is not None and now - self._checked_at < self._interval:
+            return None
+        self._checked_at = now
+        if self._ensure is None:
+            return []
+        try:
+            created = await asyncio.wait_for(self._ensure(), self._timeout)
+        except Exception as error:  # the broker is still away
+            log.warning("%s: topics not checked (%s)", self._name, type(error).__name__)
+            return None
+        if created:
+            log.warning("%s: re-created missing topics %s", self._name, ", ".join(created))
+        return created
 
 
 async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitions: int = 3) -> list[str]:

@@ -28,7 +28,6 @@ import itertools
 import logging
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,7 +49,7 @@ from connectors.runtime.retry import RetryPolicy
 from connectors.runtime.sources import Source
 from connectors.sdk import Connector
 from dsar.bus.v1 import bus_pb2
-from dsar_common.kafka import is_missing_topic, refresh_metadata, resubscribe
+from dsar_common.kafka import TopicCheck, is_missing_topic, refresh_metadata, resubscribe
 from dsar_common.observability import context_from_headers
 from dsar_common.sealing import KeyPair
 from dsar_common.topics import Topics
@@ -119,8 +118,12 @@ class ConnectorWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[str, list[_Running]] = {}
         self._failure: BaseException | None = None
-        self._ensure_topics = ensure_topics
-        self._recovered_at: float | None = None
+        self._topic_check = TopicCheck(
+            ensure_topics,
+            interval=options.recover_seconds,
+            timeout=2 * options.commit_seconds,
+            name=connector.name,
+        )
         self._check_topics = False  # set by a failed heartbeat, handled by the poll loop
 
     @property
@@ -308,20 +311,10 @@ class ConnectorWorker:
         A broker that lost its data lost our topics and our group: commits into the old
         partitions fail, and the consumer needs fresh metadata and a new join to get the new ones.
         """
-        now = time.monotonic()
-        if self._recovered_at is not None and now - self._recovered_at < self._options.recover_seconds:
+        created = await self._topic_check.check()
+        if created is None:
             return
-        self._recovered_at = now
-        if self._ensure_topics is not None:
-            try:
-                created = await asyncio.wait_for(self._ensure_topics(), 2 * self._options.commit_seconds)
-            except Exception as error:  # the broker is still away: the next failure tries again
-                log.warning("%s: topics not checked (%s)", self.system, type(error).__name__)
-                return
-            if created:
-                log.warning("%s: re-created missing topics %s", self.system, ", ".join(created))
-                resubscribe = True
-        if resubscribe:
+        if resubscribe or created:
             self._resubscribe()
         await refresh_metadata(self._producer)  # its sends failed too: the topics may be new
 

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -62,7 +61,9 @@ class ServiceBus:
         self._topics = topics
         self._producer = producer
         self._metrics = metrics
-        self._recovered_at: float | None = None
+        self._topic_check = kafka.TopicCheck(
+            self._ensure_topics, interval=RECOVER_SECONDS, timeout=2 * COMMIT_SECONDS, name="service bus"
+        )
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -183,17 +184,9 @@ class ServiceBus:
     async def _recover(self, consumer: AIOKafkaConsumer, *, resubscribe: bool) -> None:
         """Re-create the bus's topics if they are gone; then subscribe the consumer again, in place,
         when told to or when a topic was missing, else only refresh its metadata."""
-        now = time.monotonic()
-        if self._recovered_at is not None and now - self._recovered_at < RECOVER_SECONDS:
+        created = await self._topic_check.check()
+        if created is None:
             return
-        self._recovered_at = now
-        try:
-            created = await asyncio.wait_for(self._ensure_topics(), 2 * COMMIT_SECONDS)
-        except Exception as error:  # the broker is still away: the next failed commit tries again
-            log.warning("topics not checked (%s)", type(error).__name__)
-            return
-        if created:
-            log.warning("re-created missing topics %s", ", ".join(created))
         if resubscribe or created:
             log.info("subscribed again to %s", ", ".join(kafka.resubscribe(consumer)))
         else:

@@ -68,3 +68,23 @@ async def test_a_silent_member_loses_its_partitions_after_six_seconds_by_default
     consumer = kafka.consumer(Settings().kafka, "t", group_id="g")
     assert (consumer._session_timeout_ms, consumer._heartbeat_interval_ms) == (6_000, 1_000)
     await consumer.stop()
+
+
+async def test_a_topic_check_runs_at_most_once_per_interval_and_says_when_the_broker_is_away() -> None:
+    answers: list[list[str] | Exception] = [["dsar.results"], ConnectionError("away"), []]
+
+    async def ensure() -> list[str]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    check = kafka.TopicCheck(ensure, interval=0.05, timeout=1, name="test")
+    assert await check.check() == ["dsar.results"]
+    assert await check.check() is None  # too soon: nothing asked
+    await asyncio.sleep(0.06)
+    assert await check.check() is None  # asked, the broker did not answer
+    await asyncio.sleep(0.06)
+    assert await check.check() == []
+    assert answers == []
+    assert await kafka.TopicCheck(None, interval=0, timeout=1, name="test").check() == []
