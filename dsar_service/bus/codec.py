@@ -1,7 +1,7 @@
 """Protobuf encodings of what is sealed inside bus messages: queries, discovered identifiers, records."""
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from google.protobuf.message import DecodeError
 
@@ -14,8 +14,9 @@ class PayloadError(ValueError):
     """An opened payload is not what it should be."""
 
 
-@dataclass(frozen=True)
-class OpenedRecord:
+class OpenedRecord(NamedTuple):
+    """One record opened from a chunk (a tuple: assembly makes one per record, twice)."""
+
     dataset: str
     key: str
     fields_json: bytes
