@@ -8,6 +8,7 @@ records it expects in the archive.
 import asyncio
 import io
 import json
+import secrets
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from dsar_service.requests.service import RequestService
 from dsar_service.requests.subject import RawSubmission, nir_key
 from dsar_service.store import AuditLog, ChangeFeed, RequestSecrets, RequestStore, open_pool
 from dsar_service.store.audit import verify_chain
+from tests.support.servers import database_url
 
 CONNECTOR_KEY = KeyPair.generate()
 
@@ -93,9 +95,31 @@ class Harness:
     pool: asyncpg.Pool
 
 
+@pytest.fixture(scope="module")
+async def collection_database(settings: Settings) -> AsyncIterator[str]:
+    """A service database of this module's own, dropped at the end.
+
+    The harness announces connectors whose key no real connector holds: in the session's service
+    database, another module's service would seal its queries to that key (before: a later
+    module's policy request needed a second attempt).
+    """
+    name = f"dsar_collection_{secrets.token_hex(4)}"
+    yield database_url(settings.database_url, name)
+    connection = await asyncpg.connect(database_url(settings.database_url, "postgres"))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
 @pytest.fixture
-async def harness(settings: Settings) -> AsyncIterator[Harness]:
-    settings = settings.with_values(system_timeout_seconds=30.0, max_attempts=3, subject_requests_per_day=10_000)
+async def harness(settings: Settings, collection_database: str) -> AsyncIterator[Harness]:
+    settings = settings.with_values(
+        database_url=collection_database,
+        system_timeout_seconds=30.0,
+        max_attempts=3,
+        subject_requests_per_day=10_000,
+    )
     async with open_pool(settings.database_url) as pool, ChangeFeed.listening(settings.database_url) as changes:
         store, bus, clock = RequestStore(pool), RecordingBus(), Clock()
         collected: list[str] = []
