@@ -46,6 +46,9 @@ COMPRESS_LEVEL = 1
 log = logging.getLogger(__name__)
 
 ARCHIVE_CHUNK_BYTES = 1024 * 1024
+# Sealed chunks read in one statement, and held for both passes, when the systems' chunks add up
+# to at most this; larger requests stream each system's chunks with a cursor, pass by pass.
+HELD_CHUNKS_BYTES = 4 * 1024 * 1024
 
 
 class AssemblyError(Exception):
@@ -92,8 +95,9 @@ class Assembler:
         private = self._keys.private_key(request_id, secrets.wrapped_private_key)
         identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
         view = await self._store.get(request_id)
-        rows = {row.system: row for row in await self._store.system_rows(request_id)}
         catalog = {info.name: info for info in await self._store.systems(datetime.now(UTC))}
+        attempts = {p.system: p.attempts for p in view.systems if p.state is SystemState.COMPLETED}
+        held = await self._held_chunks(request_id, view, attempts)
 
         sink = _ChunkSink(bytearray())
         writer = ArchiveWriter([parse_recipient(secrets.recipient)], sink, compresslevel=COMPRESS_LEVEL)
@@ -116,7 +120,7 @@ class Assembler:
         async def records(system: str, attempt: int) -> AsyncIterator[tuple[str, bytes]]:
             """The system's records, in the order sent; the archive is flushed after each chunk."""
             chunk_sequence = 0
-            async for sealed in self._store.iter_chunks(request_id, system, attempt):
+            async for sealed in _each(held[system]) if held else self._store.iter_chunks(request_id, system, attempt):
                 binding = chunk_binding(request_id, system, attempt, chunk_sequence)
                 chunk_sequence += 1
                 for record in decode_records(open_sealed(sealed, private, binding)):
@@ -128,7 +132,7 @@ class Assembler:
             info = catalog.get(progress.system)
             exported: tuple[DatasetReport, ...] = ()
             if progress.state is SystemState.COMPLETED:
-                attempt = rows[progress.system].attempt
+                attempt = attempts[progress.system]
                 builder.begin_system(progress.system, _declared(info))
                 async for dataset, fields_json in records(progress.system, attempt):
                     builder.json_record(dataset, fields_json)
@@ -158,6 +162,20 @@ class Assembler:
             "archive ready request=%s version=%d bytes=%d seconds=%.2f",
             request_id, version, digest.size, time.monotonic() - started,
         )  # fmt: skip
+
+    async def _held_chunks(
+        self, request_id: str, view: RequestView, attempts: dict[str, int]
+    ) -> dict[str, list[bytes]] | None:
+        """Every completed system's sealed chunks, when they are few enough to hold; else None."""
+        sealed_bytes = sum(p.bytes for p in view.systems if p.system in attempts)
+        if sealed_bytes > HELD_CHUNKS_BYTES:
+            return None
+        return await self._store.chunks_of(request_id, attempts)
+
+
+async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
 
 
 def _declared(info: SystemInfo | None) -> tuple[DatasetInfo, ...]:

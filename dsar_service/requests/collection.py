@@ -52,7 +52,7 @@ from dsar_service.requests.subject import (
     normalise_person_id,
     normalise_visitor_id,
 )
-from dsar_service.store import RequestStore, SystemRow
+from dsar_service.store import RequestSecrets, RequestStore, SystemRow
 
 log = logging.getLogger(__name__)
 _TRACER = tracer(__name__)
@@ -134,9 +134,13 @@ class Collector:
 
     # Dispatch ---------------------------------------------------------------------------------
 
-    async def advance(self, request_id: str) -> None:
-        """Dispatch what can be dispatched now; hand the request to assembly when all have ended."""
-        secrets = await self._store.secrets(request_id)
+    async def advance(self, request_id: str, secrets: RequestSecrets | None = None) -> None:
+        """Dispatch what can be dispatched now; hand the request to assembly when all have ended.
+
+        `secrets` saves a read when the caller has just read them (dispatches are compare-and-set
+        on the systems' rows, so identifiers merged meanwhile are only asked for in a later round).
+        """
+        secrets = secrets or await self._store.secrets(request_id)
         if secrets.state is not RequestState.COLLECTING or secrets.sealed_identifiers is None:
             return
         rows = {row.system: row for row in await self._store.system_rows(request_id)}
@@ -149,10 +153,14 @@ class Collector:
         )
         for system in plan.dispatch:
             row = rows[system]
-            await self._dispatch(request_id, system, row.attempt + 1, row.round or 1, (SystemState.PENDING,), True)
+            await self._dispatch(
+                request_id, system, row.attempt + 1, row.round or 1, (SystemState.PENDING,), True, secrets
+            )
         for system in plan.ask_again:
             row = rows[system]
-            if await self._dispatch(request_id, system, row.attempt + 1, row.round + 1, (SystemState.COMPLETED,), True):
+            if await self._dispatch(
+                request_id, system, row.attempt + 1, row.round + 1, (SystemState.COMPLETED,), True, secrets
+            ):
                 log.info("asked again request=%s system=%s: new identifiers were found", request_id, system)
                 self._metrics.retries.labels(system, "new_identifiers").inc()
         for system in plan.skip:
@@ -160,8 +168,9 @@ class Collector:
             self._metrics.outcomes.labels(system, SystemState.SKIPPED.value).inc()
         if plan.dispatch or plan.ask_again:
             return
-        rows_now = await self._store.system_rows(request_id)
-        if all(row.state.ended for row in rows_now):
+        # Rows read above: a system that ended since was ended by a step that advances after it.
+        # Assembly's claim checks again, under the request's lock.
+        if all(row.state.ended or name in plan.skip for name, row in rows.items()):
             self._on_collected(request_id)
 
     async def _dispatch(
@@ -172,9 +181,10 @@ class Collector:
         round_: int,
         expected: tuple[SystemState, ...],
         new_run: bool,
+        secrets: RequestSecrets | None = None,
     ) -> bool:
         """Send attempt `attempt` if the system is still in one of the `expected` states; returns whether sent."""
-        secrets = await self._store.secrets(request_id)
+        secrets = secrets or await self._store.secrets(request_id)
         info = (await self.known_systems()).get(system)
         if secrets.sealed_identifiers is None or info is None:
             return False
@@ -321,8 +331,8 @@ class Collector:
                     event.record_count,
                     event.sealed_records,
                 )
-                if await self._store.complete_if_whole(event.request_id, event.system):
-                    await self._completed(event.request_id, event.system)
+                if completed := await self._store.complete_if_whole(event.request_id, event.system):
+                    await self._completed(completed)
                 # A duplicate chunk of a completed attempt changes nothing; should the completion's
                 # follow-up have failed, the idle-request sweep takes it up.
             case ProgressReported():
@@ -342,8 +352,8 @@ class Collector:
                     event.chunk_count,
                     event.sealed_discovered or None,
                 )
-                if await self._store.complete_if_whole(event.request_id, event.system):
-                    await self._completed(event.request_id, event.system)
+                if completed := await self._store.complete_if_whole(event.request_id, event.system):
+                    await self._completed(completed)
                 elif await self._completed_at(event.request_id, event.system, event.attempt):
                     # Redelivered after the completion was stored but before what follows it was
                     # done (the handler failed half-way): do that now. Both steps are idempotent.
@@ -365,16 +375,17 @@ class Collector:
             case AttemptEnded():
                 pass  # a connector confirming a cancellation: the request already says so
 
-    async def _completed(self, request_id: str, system: str) -> None:
-        row = await self._row(request_id, system)
-        if row is not None:
-            self._metrics.outcomes.labels(system, SystemState.COMPLETED.value).inc()
-            self._metrics.records.labels(system).inc(row.records)
-            self._metrics.bytes.labels(system).inc(row.bytes)
-            if row.started_at and row.ended_at:
-                self._metrics.system_seconds.labels(system).observe((row.ended_at - row.started_at).total_seconds())
-        await self._merge_discovered(request_id, system, row)
-        await self.advance(request_id)
+    async def _completed(self, row: SystemRow) -> None:
+        """What follows a system's completion: metrics, its discoveries merged, the next round."""
+        system = row.system
+        self._metrics.outcomes.labels(system, SystemState.COMPLETED.value).inc()
+        self._metrics.records.labels(system).inc(row.records)
+        self._metrics.bytes.labels(system).inc(row.bytes)
+        if row.started_at and row.ended_at:
+            self._metrics.system_seconds.labels(system).observe((row.ended_at - row.started_at).total_seconds())
+        secrets = await self._store.secrets(row.request_id)
+        merged = await self._merge_discovered(row.request_id, system, row, secrets)
+        await self.advance(row.request_id, None if merged else secrets)
 
     async def _row(self, request_id: str, system: str) -> SystemRow | None:
         return next((r for r in await self._store.system_rows(request_id) if r.system == system), None)
@@ -383,29 +394,32 @@ class Collector:
         row = await self._row(request_id, system)
         return row is not None and row.state is SystemState.COMPLETED and row.attempt == attempt
 
-    async def _merge_discovered(self, request_id: str, system: str, row: SystemRow | None = None) -> None:
+    async def _merge_discovered(
+        self, request_id: str, system: str, row: SystemRow | None = None, secrets: RequestSecrets | None = None
+    ) -> bool:
         """Add the strong identifiers a completed system discovered to the request's own.
 
         Normalised as the request's own are, the invalid dropped, at most
         `MAX_DISCOVERED_PER_KIND` of a kind; never one that designates someone else (see
         `_conflicts`). Read-modify-write under the request's row lock: concurrent merges all
-        count. Merging the same discoveries twice changes nothing.
+        count. Merging the same discoveries twice changes nothing. Returns whether the request's
+        identifiers changed.
         """
         row = row or await self._row(request_id, system)
         if row is None or row.state is not SystemState.COMPLETED or not row.sealed_discovered:
-            return
-        secrets = await self._store.secrets(request_id)
+            return False
+        secrets = secrets or await self._store.secrets(request_id)
         if secrets.state is not RequestState.COLLECTING or secrets.wrapped_private_key is None:
-            return
+            return False
         private = self._keys.private_key(request_id, secrets.wrapped_private_key)
         try:
             plain = open_sealed(row.sealed_discovered, private, discovered_binding(request_id, system, row.attempt))
             found = _vetted(decode_discovered(plain, system), request_id, system)
         except (SealError, PayloadError):
             log.warning("discarded unreadable discovered identifiers request=%s system=%s", request_id, system)
-            return
+            return False
         if not found:
-            return
+            return False
         added: list[Identifier] = []
         conflicts: list[Identifier] = []
         merged_list: list[Identifier] = []
@@ -436,6 +450,7 @@ class Collector:
             )  # fmt: skip
         if merged:
             log.info("request=%s system=%s discovered %d identifier(s)", request_id, system, len(added))
+        return merged
 
     async def _count_own_discoveries_as_queried(
         self, request_id: str, row: SystemRow, found: list[Identifier], identifiers: list[Identifier]

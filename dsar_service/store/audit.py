@@ -58,9 +58,14 @@ class AuditLog:
     ) -> AuditEntry:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-            last = await conn.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            seq, previous = (last["seq"] + 1, bytes(last["hash"])) if last else (1, GENESIS)
-            now = await conn.fetchval("SELECT date_trunc('milliseconds', clock_timestamp())")
+            # A statement of its own after the lock's: its snapshot sees the entry appended last.
+            last = await conn.fetchrow(
+                """SELECT date_trunc('milliseconds', clock_timestamp()) AS now, l.seq, l.hash
+                   FROM (SELECT 1) AS one
+                   LEFT JOIN (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) AS l ON TRUE"""
+            )
+            now = last["now"]
+            seq, previous = (last["seq"] + 1, bytes(last["hash"])) if last["seq"] is not None else (1, GENESIS)
             entry = AuditEntry(seq, now, caller, action, request_id, detail or {})
             await conn.execute(
                 "INSERT INTO audit_log (seq, at, caller, action, request_id, detail, prev_hash, hash)"

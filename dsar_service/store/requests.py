@@ -11,7 +11,7 @@ import inspect
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -147,40 +147,47 @@ class RequestStore:
     # Submission -------------------------------------------------------------------------------
 
     async def insert(self, new: NewRequest) -> tuple[str, bytes, bool]:
-        """Insert unless the key exists: returns (request_id, stored digest, created)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """INSERT INTO requests (request_id, request_key, content_digest, kind, state, received_at,
-                       original_due_at, due_at, recipient, sealed_identifiers, public_key,
-                       wrapped_private_key, updated_at, subject_digests, trace_context)
-                   VALUES ($1, $2, $3, $4, 'collecting', $5, $6, $6, $7, $8, $9, $10, $5, $11, $12)
-                   ON CONFLICT (request_key) DO NOTHING
-                   RETURNING request_id""",
-                uuid.UUID(new.request_id),
-                new.request_key,
-                new.content_digest,
-                new.kind.value,
-                new.received_at,
-                new.due_at,
-                new.recipient,
-                new.sealed_identifiers,
-                new.public_key,
-                new.wrapped_private_key,
-                list(new.subject_digests),
-                new.trace_context,
-            )
-            if row is None:
-                existing = await conn.fetchrow(
-                    "SELECT request_id, content_digest FROM requests WHERE request_key = $1", new.request_key
-                )
-                assert existing is not None
-                return str(existing["request_id"]), bytes(existing["content_digest"]), False
-            await conn.executemany(
-                "INSERT INTO request_systems (request_id, system, state, round) VALUES ($1, $2, 'pending', $3)",
-                [(uuid.UUID(new.request_id), system, round_) for system, round_ in new.systems],
-            )
-            await _notify(conn, new.request_id)
+        """Insert unless the key exists: returns (request_id, stored digest, created).
+
+        The request, its systems and the notification in one statement (atomic on its own; the
+        systems' foreign key is checked at its end, when the request's row is there).
+        """
+        created = await self._pool.fetchval(
+            f"""WITH created AS (
+                    INSERT INTO requests (request_id, request_key, content_digest, kind, state, received_at,
+                        original_due_at, due_at, recipient, sealed_identifiers, public_key,
+                        wrapped_private_key, updated_at, subject_digests, trace_context)
+                    VALUES ($1, $2, $3, $4, 'collecting', $5, $6, $6, $7, $8, $9, $10, $5, $11, $12)
+                    ON CONFLICT (request_key) DO NOTHING
+                    {_NOTIFYING}),
+                systems AS (
+                    INSERT INTO request_systems (request_id, system, state, round)
+                    SELECT created.request_id, wanted.system, 'pending', wanted.round
+                    FROM created, unnest($13::text[], $14::int[]) AS wanted(system, round))
+                SELECT request_id FROM created""",
+            uuid.UUID(new.request_id),
+            new.request_key,
+            new.content_digest,
+            new.kind.value,
+            new.received_at,
+            new.due_at,
+            new.recipient,
+            new.sealed_identifiers,
+            new.public_key,
+            new.wrapped_private_key,
+            list(new.subject_digests),
+            new.trace_context,
+            [system for system, _ in new.systems],
+            [round_ for _, round_ in new.systems],
+        )
+        if created is not None:
             return new.request_id, new.content_digest, True
+        existing = await self._pool.fetchrow(
+            "SELECT request_id, content_digest FROM requests WHERE request_key = $1", new.request_key
+        )
+        if existing is None:  # the request with this key was purged in between: insert it now
+            return await self.insert(new)
+        return str(existing["request_id"]), bytes(existing["content_digest"]), False
 
     async def existing_digest(self, request_key: str) -> bytes | None:
         """The content digest of the request with this key, if there is one."""
@@ -229,14 +236,16 @@ class RequestStore:
     # Reading ----------------------------------------------------------------------------------
 
     async def get(self, request_id: str) -> RequestView:
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT * FROM requests WHERE request_id = $1", _uuid(request_id))
-            if row is None:
-                raise NotFound("no such request")
-            systems = await conn.fetch(
-                "SELECT * FROM request_systems WHERE request_id = $1 ORDER BY system", row["request_id"]
-            )
-        return _view(row, systems)
+        """The request and its systems, read in one statement (one snapshot, one round trip)."""
+        row = await self._pool.fetchrow(
+            """SELECT r.*, ARRAY(SELECT s FROM request_systems s WHERE s.request_id = r.request_id
+                                 ORDER BY s.system) AS systems
+               FROM requests r WHERE r.request_id = $1""",
+            _uuid(request_id),
+        )
+        if row is None:
+            raise NotFound("no such request")
+        return _view(row, row["systems"])
 
     async def page(
         self,
@@ -476,7 +485,12 @@ class RequestStore:
         expected_chunks: int,
         sealed_discovered: bytes | None,
     ) -> None:
-        """Note the attempt's announced end; `complete_if_whole` decides when every chunk is in."""
+        """Note the attempt's announced end; `complete_if_whole` decides when every chunk is in.
+
+        Completing is a statement of its own, after this one and after each chunk's: whichever of
+        the last chunk and the completion is written last sees the other (two replicas may handle
+        them at once during a rebalance), which a check in the same statement would not.
+        """
         await self._pool.execute(
             """UPDATE request_systems SET expected_chunks = $4, sealed_discovered = $5
                WHERE request_id = $1 AND system = $2 AND attempt = $3 AND state IN ('dispatched', 'running')""",
@@ -487,46 +501,48 @@ class RequestStore:
             sealed_discovered,
         )
 
-    async def complete_if_whole(self, request_id: str, system: str) -> bool:
-        """Mark the system completed when it has announced its end and every chunk has arrived."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                """UPDATE request_systems s SET state = 'completed', ended_at = now(), deadline_at = NULL,
-                       records = c.records, bytes = GREATEST(s.bytes, c.bytes)
-                   FROM (SELECT count(*) AS chunks, COALESCE(sum(record_count), 0) AS records,
-                                COALESCE(sum(length(sealed_records)), 0) AS bytes
-                         FROM result_chunks rc, request_systems rs
-                         WHERE rs.request_id = $1 AND rs.system = $2 AND rc.request_id = rs.request_id
-                           AND rc.system = rs.system AND rc.attempt = rs.attempt) c
-                   WHERE s.request_id = $1 AND s.system = $2 AND s.state IN ('dispatched', 'running')
-                     AND s.expected_chunks IS NOT NULL AND c.chunks = s.expected_chunks""",
-                _uuid(request_id),
-                system,
-            )
-            done = bool(status.endswith(" 1"))
-            if done:
-                await _touch(conn, request_id)
-        return done
+    async def complete_if_whole(self, request_id: str, system: str) -> SystemRow | None:
+        """Mark the system completed when it has announced its end and every chunk has arrived.
+
+        One statement. Returns the completed system's row, or None when it is not whole yet (or
+        had already ended).
+        """
+        row = await self._pool.fetchrow(
+            f"""WITH completed AS (
+                    UPDATE request_systems s SET state = 'completed', ended_at = now(), deadline_at = NULL,
+                        records = c.records, bytes = GREATEST(s.bytes, c.bytes)
+                    FROM ({_CHUNK_TOTALS}) c
+                    WHERE s.request_id = $1 AND s.system = $2 AND s.state IN ('dispatched', 'running')
+                      AND s.expected_chunks IS NOT NULL AND c.chunks = s.expected_chunks
+                    RETURNING s.*),
+                touched AS (UPDATE requests SET updated_at = now()
+                            WHERE request_id = (SELECT request_id FROM completed) {_NOTIFYING})
+                SELECT * FROM completed""",
+            _uuid(request_id),
+            system,
+        )
+        return None if row is None else _system_row(row)
 
     async def end_system(
         self, request_id: str, system: str, attempt: int | None, state: SystemState, error: str
     ) -> bool:
         """End the current attempt as failed, timed out or cancelled (no-op if it already ended)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                """UPDATE request_systems SET state = $4, error = $5, ended_at = now(), deadline_at = NULL
-                   WHERE request_id = $1 AND system = $2 AND ($3::int IS NULL OR attempt = $3)
-                     AND state IN ('pending', 'dispatched', 'running')""",
-                _uuid(request_id),
-                system,
-                attempt,
-                state.value,
-                error,
-            )
-            done = bool(status.endswith(" 1"))
-            if done:
-                await _touch(conn, request_id)
-        return done
+        ended = await self._pool.fetchval(
+            f"""WITH ended AS (
+                    UPDATE request_systems SET state = $4, error = $5, ended_at = now(), deadline_at = NULL
+                    WHERE request_id = $1 AND system = $2 AND ($3::int IS NULL OR attempt = $3)
+                      AND state IN ('pending', 'dispatched', 'running')
+                    RETURNING request_id),
+                touched AS (UPDATE requests SET updated_at = now()
+                            WHERE request_id = (SELECT request_id FROM ended) {_NOTIFYING})
+                SELECT count(*) FROM ended""",
+            _uuid(request_id),
+            system,
+            attempt,
+            state.value,
+            error,
+        )
+        return bool(ended)
 
     async def expired_attempts(self, now: datetime, postpone_to: datetime, limit: int = 100) -> list[SystemRow]:
         """Claim the attempts past their deadline: their deadline moves to `postpone_to` at once.
@@ -588,6 +604,24 @@ class RequestStore:
             async for row in cursor:
                 yield bytes(row["sealed_records"])
 
+    async def chunks_of(self, request_id: str, attempts: Mapping[str, int]) -> dict[str, list[bytes]]:
+        """The sealed chunks of several systems' attempts, by system, in sequence order: one
+        statement, where `iter_chunks` takes a transaction and a cursor per system (for archives
+        small enough to hold in memory)."""
+        rows = await self._pool.fetch(
+            """SELECT rc.system, rc.sealed_records FROM result_chunks rc
+               JOIN unnest($2::text[], $3::int[]) AS wanted(system, attempt)
+                 ON rc.system = wanted.system AND rc.attempt = wanted.attempt
+               WHERE rc.request_id = $1 ORDER BY rc.system, rc.sequence""",
+            _uuid(request_id),
+            list(attempts),
+            list(attempts.values()),
+        )
+        chunks: dict[str, list[bytes]] = {system: [] for system in attempts}
+        for row in rows:
+            chunks[row["system"]].append(bytes(row["sealed_records"]))
+        return chunks
+
     # Assembly ---------------------------------------------------------------------------------
 
     async def claim_assembly(self, request_id: str, lease_seconds: float) -> int | None:
@@ -598,21 +632,19 @@ class RequestStore:
         """
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM requests WHERE request_id = $1 FOR UPDATE", _uuid(request_id))
-            version = await conn.fetchval(
-                """UPDATE requests SET state = 'assembling', archive_version = archive_version + 1,
-                       assembly_lease_until = now() + make_interval(secs => $2), updated_at = now()
-                   WHERE request_id = $1
-                     AND (state = 'collecting'
-                          OR (state = 'assembling' AND assembly_lease_until < now()))
-                     AND NOT EXISTS (SELECT 1 FROM request_systems WHERE request_id = $1
-                                     AND state IN ('pending', 'dispatched', 'running'))
-                   RETURNING archive_version""",
+            row = await conn.fetchrow(
+                f"""UPDATE requests SET state = 'assembling', archive_version = archive_version + 1,
+                        assembly_lease_until = now() + make_interval(secs => $2), updated_at = now()
+                    WHERE request_id = $1
+                      AND (state = 'collecting'
+                           OR (state = 'assembling' AND assembly_lease_until < now()))
+                      AND NOT EXISTS (SELECT 1 FROM request_systems WHERE request_id = $1
+                                      AND state IN ('pending', 'dispatched', 'running'))
+                    {_NOTIFYING}, archive_version""",
                 _uuid(request_id),
                 lease_seconds,
             )
-            if version is not None:
-                await _notify(conn, request_id)
-        return version  # type: ignore[no-any-return]
+        return None if row is None else int(row["archive_version"])
 
     async def stale_assemblies(self) -> list[str]:
         rows = await self._pool.fetch(
@@ -649,34 +681,30 @@ class RequestStore:
     async def finish_archive(self, request_id: str, version: int, size: int, sha256: str, expires_at: datetime) -> bool:
         """Publish the archive, destroy the request key and the sealed chunks, drop older versions.
 
-        The identifiers stay (encrypted) while the request record is kept, so that RetrySystem can
-        build a new, complete version; they go with the record, or at cancellation.
+        One statement (atomic on its own). The identifiers stay (encrypted) while the request
+        record is kept, so that RetrySystem can build a new, complete version; they go with the
+        record, or at cancellation.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                """UPDATE requests SET state = 'ready', archive_size = $3, archive_sha256 = $4,
-                       archive_created_at = now(), archive_expires_at = $5, archive_purged_at = NULL,
-                       wrapped_private_key = NULL, assembly_lease_until = NULL, updated_at = now()
-                   WHERE request_id = $1 AND archive_version = $2 AND state = 'assembling'""",
-                _uuid(request_id),
-                version,
-                size,
-                sha256,
-                expires_at,
-            )
-            if not status.endswith(" 1"):
-                return False
-            await conn.execute("DELETE FROM result_chunks WHERE request_id = $1", _uuid(request_id))
-            await conn.execute(
-                "UPDATE request_systems SET sealed_discovered = NULL WHERE request_id = $1", _uuid(request_id)
-            )
-            await conn.execute(
-                "DELETE FROM archive_chunks WHERE request_id = $1 AND version <> $2",
-                _uuid(request_id),
-                version,
-            )
-            await _notify(conn, request_id)
-        return True
+        published = await self._pool.fetchval(
+            f"""WITH published AS (
+                    UPDATE requests SET state = 'ready', archive_size = $3, archive_sha256 = $4,
+                        archive_created_at = now(), archive_expires_at = $5, archive_purged_at = NULL,
+                        wrapped_private_key = NULL, assembly_lease_until = NULL, updated_at = now()
+                    WHERE request_id = $1 AND archive_version = $2 AND state = 'assembling'
+                    {_NOTIFYING}),
+                chunks AS (DELETE FROM result_chunks WHERE request_id = (SELECT request_id FROM published)),
+                discovered AS (UPDATE request_systems SET sealed_discovered = NULL
+                               WHERE request_id = (SELECT request_id FROM published)),
+                older AS (DELETE FROM archive_chunks
+                          WHERE request_id = (SELECT request_id FROM published) AND version <> $2)
+                SELECT count(*) FROM published""",
+            _uuid(request_id),
+            version,
+            size,
+            sha256,
+            expires_at,
+        )
+        return bool(published)
 
     async def discard_archive_version(self, request_id: str, version: int) -> None:
         """Drop the pieces of an archive version that was not published (a failed or lost build).
@@ -879,8 +907,15 @@ class RequestStore:
         return infos
 
 
+# The chunks held for a system's current attempt: how many, their records and sealed bytes.
+_CHUNK_TOTALS = """SELECT count(*) AS chunks, COALESCE(sum(record_count), 0) AS records,
+                          COALESCE(sum(length(sealed_records)), 0) AS bytes
+                   FROM result_chunks rc, request_systems rs
+                   WHERE rs.request_id = $1 AND rs.system = $2 AND rc.request_id = rs.request_id
+                     AND rc.system = rs.system AND rc.attempt = rs.attempt"""
+
 # Appended to an UPDATE of `requests`: the notification goes with the change, in one round trip.
-_NOTIFYING = f"RETURNING pg_notify('{NOTIFY_CHANNEL}', request_id::text)"
+_NOTIFYING = f"RETURNING request_id, pg_notify('{NOTIFY_CHANNEL}', request_id::text)"
 
 
 async def _notify(conn: asyncpg.Connection, request_id: str) -> None:
