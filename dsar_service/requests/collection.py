@@ -438,7 +438,7 @@ class Collector:
             merged_list[:] = [*known, *added]
             return self._keys.seal_identifiers(request_id, merged_list) if added else None
 
-        merged = await self._store.update_identifiers(request_id, merge)
+        merged = await self._store.update_identifiers(request_id, merge, secrets.sealed_identifiers)
         await self._count_own_discoveries_as_queried(request_id, row, found, merged_list)
         if conflicts:
             for identifier in conflicts:

@@ -37,10 +37,6 @@ OPEN_SYSTEM_STATES = ("pending", "dispatched", "running")
 RETRYABLE_SYSTEM_STATES = ("completed", "failed", "timed_out", "skipped")
 
 
-class _NotCollecting(Exception):
-    """Rolls back a dispatch whose request left collection meanwhile."""
-
-
 class LostLease(Exception):
     """An assembly's claim on its request is gone (cancelled, or taken over after its lease ran out)."""
 
@@ -364,48 +360,62 @@ class RequestStore:
         consumed while the sweep decided on a retry, another replica's dispatch) is left alone:
         returns False. `new_run` starts a new run of attempts (see `SystemRow.attempts_in_run`).
 
-        The request must still be collecting when the transaction ends: its row is updated last
-        (the order every writer follows: system, then request), after the system's, so that an
-        assembly claimed meanwhile (claim_assembly locks that row, then reads the systems) either
-        sees this dispatch or makes it roll back.
+        One statement. The request must be collecting: its row is updated (and locked) first, so
+        that an assembly claimed meanwhile (claim_assembly locks that row, then reads the systems)
+        either sees this dispatch, or is seen by it: the request's update, waiting for the claim's
+        lock, then finds it assembling and nothing is dispatched. (This takes the request's row
+        before the system's, the reverse of the other writers: a deadlock with a completion of the
+        same system, possible only on a retry racing it, is retried whole by `_retry_deadlocks`.)
+        A request touched for a dispatch that did not happen only gets a needless notification.
         """
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                status = await conn.execute(
-                    """UPDATE request_systems SET state = 'dispatched', attempt = $3, deadline_at = $4,
-                       expected_chunks = NULL, error = '', records = 0, bytes = 0, ended_at = NULL,
-                       started_at = COALESCE(started_at, now()), round = $5, queried_count = $6,
-                       run_first_attempt = CASE WHEN $8 THEN $3 ELSE run_first_attempt END
-                   WHERE request_id = $1 AND system = $2 AND attempt = $3 - 1 AND state = ANY($7)""",
-                    _uuid(request_id),
-                    system,
-                    attempt,
-                    deadline,
-                    round_,
-                    queried_count,
-                    [state.value for state in expected],
-                    new_run,
-                )
-                if not status.endswith(" 1"):
-                    return False
-                collecting = await conn.execute(
-                    f"""UPDATE requests SET updated_at = now() WHERE request_id = $1 AND state = 'collecting'
-                        {_NOTIFYING}""",
-                    _uuid(request_id),
-                )
-                if not collecting.endswith(" 1"):
-                    raise _NotCollecting
-        except _NotCollecting:
-            return False
-        return True
+        dispatched = await self._pool.fetchval(
+            f"""WITH collecting AS (
+                    UPDATE requests SET updated_at = now() WHERE request_id = $1 AND state = 'collecting'
+                    {_NOTIFYING}),
+                dispatched AS (
+                    UPDATE request_systems SET state = 'dispatched', attempt = $3, deadline_at = $4,
+                        expected_chunks = NULL, error = '', records = 0, bytes = 0, ended_at = NULL,
+                        started_at = COALESCE(started_at, now()), round = $5, queried_count = $6,
+                        run_first_attempt = CASE WHEN $8 THEN $3 ELSE run_first_attempt END
+                    WHERE request_id = (SELECT request_id FROM collecting) AND system = $2
+                      AND attempt = $3 - 1 AND state = ANY($7)
+                    RETURNING system)
+                SELECT count(*) FROM dispatched""",
+            _uuid(request_id),
+            system,
+            attempt,
+            deadline,
+            round_,
+            queried_count,
+            [state.value for state in expected],
+            new_run,
+        )
+        return bool(dispatched)
 
-    async def update_identifiers(self, request_id: str, update: Callable[[bytes], bytes | None]) -> bool:
-        """Read-modify-write the sealed identifiers of a collecting request, under its row lock.
+    async def update_identifiers(
+        self, request_id: str, update: Callable[[bytes], bytes | None], known: bytes | None = None
+    ) -> bool:
+        """Read-modify-write the sealed identifiers of a collecting request; returns whether they changed.
 
-        `update` gets the sealed identifiers and returns the new ones, or None to leave them.
-        Two merges at once (two replicas during a rebalance) are serialised: neither loses the
-        other's. Returns whether they changed.
+        `update` gets the sealed identifiers and returns the new ones, or None to leave them; it
+        may be called more than once. Given the sealed identifiers the caller `known`, one
+        compare-and-set statement writes the update when nobody changed them meanwhile; otherwise
+        (or without `known`) the update is made under the request's row lock. Either way, two
+        merges at once (two replicas during a rebalance) are serialised: neither loses the other's.
         """
+        if known is not None:
+            updated = update(known)
+            if updated is None:
+                return False
+            status = await self._pool.execute(
+                f"""UPDATE requests SET sealed_identifiers = $3, updated_at = now()
+                    WHERE request_id = $1 AND state = 'collecting' AND sealed_identifiers = $2 {_NOTIFYING}""",
+                _uuid(request_id),
+                known,
+                updated,
+            )
+            if status.endswith(" 1"):
+                return True
         async with self._pool.acquire() as conn, conn.transaction():
             sealed = await conn.fetchval(
                 """SELECT sealed_identifiers FROM requests
