@@ -239,7 +239,7 @@ async def load_sources(settings: Settings, population: "Population") -> int:
     named after, on the servers of the stack's settings file. The demo and the benchmark use it.
     """
     import asyncpg
-    from motor.motor_asyncio import AsyncIOMotorClient
+    from pymongo import AsyncMongoClient
 
     from connectors.testing.population import load_population
     from connectors.testing.population.schemas import MONGO_SYSTEMS, POSTGRES_SYSTEMS, table_names
@@ -251,14 +251,14 @@ async def load_sources(settings: Settings, population: "Population") -> int:
             await connection.execute(f"DROP TABLE IF EXISTS {', '.join(table_names(system))} CASCADE")
         finally:
             await connection.close()
-    mongo: AsyncIOMotorClient[dict[str, object]] = AsyncIOMotorClient(settings.source_mongodb_url)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.source_mongodb_url)
     try:
         for system in MONGO_SYSTEMS:
             for collection in table_names(system):
                 await mongo[system].drop_collection(collection)
         counts = await load_population(population, dsns, {system: mongo[system] for system in MONGO_SYSTEMS})
     finally:
-        mongo.close()
+        await mongo.close()
     return sum(sum(tables.values()) for tables in counts.values())
 
 

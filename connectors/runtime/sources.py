@@ -1,9 +1,9 @@
 """The stores connectors read: pools opened lazily, connections lent to searches, errors translated.
 
-This is the only runtime module that imports asyncpg or motor. A PostgreSQL store gets an
-asyncpg pool (a search borrows one connection for its duration); a MongoDB store gets a motor
-client (a search gets the database). Neither connects before the first search, so a runtime
-starts even when a store is down, and a search then fails with a retryable TemporaryError.
+This is the only runtime module that imports asyncpg or pymongo. A PostgreSQL store gets an
+asyncpg pool (a search borrows one connection for its duration); a MongoDB store gets a PyMongo
+`AsyncMongoClient` (a search gets the database). Neither connects before the first search, so a
+runtime starts even when a store is down, and a search then fails with a retryable TemporaryError.
 """
 
 import asyncio
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pymongo.errors
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from connectors.sdk import ConnectorError, PermanentError, Store, TemporaryError
 from dsar_common.settings import Settings
@@ -102,11 +102,17 @@ async def _keep_session(connection: Any) -> None:
 
 
 class MongoSource:
-    """A motor client; searches get the database, with timezone-aware datetimes."""
+    """A PyMongo asyncio client; searches get the database, with timezone-aware datetimes.
+
+    PyMongo's native asyncio client runs on the event loop itself. Motor, used before, ran every
+    operation (each `find` batch, each `distinct`) on a thread pool and woke the loop from the
+    thread: 4 to 18% of a search's CPU on SecantusDB, for the same results. The client opens its
+    connections at the first operation, as motor did, and belongs to the event loop that first uses it.
+    """
 
     def __init__(self, url: str, database: str, max_size: int) -> None:
         self.database = database
-        self._client: Any = AsyncIOMotorClient(
+        self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             url, tz_aware=True, maxPoolSize=max_size, serverSelectionTimeoutMS=10_000
         )
 
@@ -121,7 +127,7 @@ class MongoSource:
         return PermanentError(f"mongodb database {self.database} refused the search ({name})")
 
     async def aclose(self) -> None:
-        self._client.close()
+        await self._client.close()
 
 
 def open_source(store: Store, settings: Settings, database: str | None, max_size: int) -> Source:

@@ -181,17 +181,17 @@ CREATE INDEX ON event (phone, birth_date);
 
 _MONGO_TEST_TAIL = """
     async def seed(self, store: SeededStore) -> None:
-        client: AsyncIOMotorClient[dict[str, object]] = AsyncIOMotorClient(store.url)
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(store.url)
         try:
             db = client[store.database]
             for index in ("person_id", "email", [("phone", 1), ("birth_date", 1)]):
                 await db.events.create_index(index)
             await db.events.insert_many(SEED)
         finally:
-            client.close()
+            await client.close()
 
     async def seed_many(self, store: SeededStore, n: int) -> SubjectCase:
-        client: AsyncIOMotorClient[dict[str, object]] = AsyncIOMotorClient(store.url)
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(store.url)
         try:
             batch: list[dict[str, object]] = []
             for document in events(1_000_000, HEAVY, "heavy@example.org", "+33600000004", "1970-01-01", n):
@@ -202,7 +202,7 @@ _MONGO_TEST_TAIL = """
             if batch:
                 await client[store.database].events.insert_many(batch)
         finally:
-            client.close()
+            await client.close()
         return SubjectCase("heavy subject", {Ident.PERSON_ID: str(HEAVY)}, records={"events": n})
 """
 
@@ -217,7 +217,7 @@ _PG = {
     "__STORE_TITLE__": "PostgreSQL",
 }
 _MONGO = {
-    "__DRIVER_IMPORT__": "from bson import ObjectId\nfrom motor.motor_asyncio import AsyncIOMotorClient\n",
+    "__DRIVER_IMPORT__": "from bson import ObjectId\nfrom pymongo import AsyncMongoClient\n",
     "__ROW__": "dict[str, object]",
     "__ROW_EXPR__": (
         '{"_id": ObjectId(f"{first_id + i:024x}"), "person_id": str(person), "email": email, "phone": phone,\n'

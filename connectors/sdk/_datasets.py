@@ -134,7 +134,7 @@ class Dataset:
         key: str | None = None,
         discovered: Mapping[Ident, object] | None = None,
     ) -> Record:
-        """A record of this dataset from a row (a dict, a motor document or an asyncpg.Record).
+        """A record of this dataset from a row (a dict, a PyMongo document or an asyncpg.Record).
 
         The row may hold only declared fields and the key's columns (which are exported only
         if declared too): read what you declare, so the SQL or the projection shows what the

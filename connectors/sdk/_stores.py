@@ -17,7 +17,9 @@ class Store:
     What a search receives as `db`:
       - postgresql: an `asyncpg.Connection` borrowed from a pool, for the duration of the search;
         open a transaction and a cursor on it to stream rows.
-      - mongodb: a motor `AsyncIOMotorDatabase` (timezone-aware datetimes).
+      - mongodb: a PyMongo `AsyncDatabase` (`pymongo.asynchronous.database`, timezone-aware
+        datetimes): `find` returns a cursor to read with `async for`; `distinct`, `find_one`,
+        `count_documents` and `aggregate` are coroutines to await.
     """
 
     kind: StoreKind

@@ -1,6 +1,6 @@
 """Readiness: a server counts as ready when a real client of its protocol gets an answer from it.
 
-Kafka: the aiokafka admin client fetches cluster metadata. MongoDB: motor runs `ping`.
+Kafka: the aiokafka admin client fetches cluster metadata. MongoDB: PyMongo's asyncio client runs `ping`.
 PostgreSQL: asyncpg connects and runs `SELECT 1`. Each probe makes one attempt and raises if it
 fails; `wait_ready` retries it until a deadline, and gives up early if the process has died.
 """
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from dsar_service.stack._model import StackError
 from dsar_service.stack._net import port_accepts
@@ -45,13 +45,13 @@ async def mongodb_answers(url: str) -> None:
     if address.port and not port_accepts(address.port, address.hostname or "127.0.0.1"):
         # Checked first: a driver that finds no server waits for its next heartbeat (0.5 s).
         raise ConnectionRefusedError(url)
-    client: AsyncIOMotorClient = AsyncIOMotorClient(  # type: ignore[type-arg]
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
         url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
     )
     try:
         await client.admin.command("ping")
     finally:
-        client.close()
+        await client.close()
 
 
 async def postgres_answers(url: str) -> None:

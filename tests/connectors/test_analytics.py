@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 from bson import ObjectId
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from connectors import analytics
 from connectors.runtime.attempt import Attempt
@@ -59,7 +59,7 @@ def broker() -> Iterator[str]:
 @pytest.fixture(scope="module")
 async def population(mongo_url: str) -> Population:
     population = generate(seed=11, sizes=PopulationSizes(demo_visits=3_000, pages_per_visit=10))
-    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(mongo_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
     try:
         await load_population(population, {}, {"analytics": client[DATABASE]})
         at = dt.datetime(2025, 6, 1, 20, 0, tzinfo=dt.UTC)
@@ -69,7 +69,7 @@ async def population(mongo_url: str) -> Population:
             "site": "personal_space", "started_at": at,
             "pages": [{"path": "/espace-client/remboursements", "at": at, "load_ms": 300}]})  # fmt: skip
     finally:
-        client.close()
+        await client.close()
     return population
 
 

@@ -2,7 +2,7 @@
 
 Each test runs one attempt of the runtime (`connectors.runtime.attempt.Attempt`: restriction to the
 accepted identifiers, portability filter, de-duplication, discoveries, sealed chunks) with the
-connector module imported directly and the runtime's motor source (timezone-aware) on a server of
+connector module imported directly and the runtime's MongoDB source (timezone-aware) on a server of
 this module's own. Only the result topic is in memory: Kafka is covered by test_policy and the
 integration tests. The records are compared with the exact set derived from
 `population.subject_rows("crm")`.
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from connectors import crm
 from connectors.runtime.attempt import Attempt
@@ -114,12 +114,12 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 async def source(population: Population, mongo_url: str) -> AsyncIterator[MongoSource]:
-    """The population's crm collections, with their indexes, read through the runtime's motor source."""
-    loader: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(mongo_url)
+    """The population's crm collections, with their indexes, read through the runtime's MongoDB source."""
+    loader: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
     try:
         await load_population(population, {}, {"crm": loader[DATABASE]})
     finally:
-        loader.close()
+        await loader.close()
     source = MongoSource(mongo_url, DATABASE, max_size=4)
     yield source
     await source.aclose()

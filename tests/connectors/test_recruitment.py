@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from connectors import recruitment
 from connectors.runtime.attempt import Attempt
@@ -53,11 +53,11 @@ def broker() -> Iterator[str]:
 @pytest.fixture(scope="module")
 async def population(mongo_url: str) -> Population:
     population = generate(seed=11)
-    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(mongo_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
     try:
         await load_population(population, {}, {"recruitment": client[DATABASE]})
     finally:
-        client.close()
+        await client.close()
     return population
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from connectors.runtime import run_connectors
 from connectors.testing.population import Population, PopulationSizes, generate, load_population
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the age CLI
 @pytest.fixture(scope="module")
 async def population(settings: Settings, source_databases: Mapping[str, str]) -> Population:
     population = generate(seed=11, sizes=PopulationSizes(households=8))
-    mongo = AsyncIOMotorClient(settings.source_mongodb_url)
+    mongo = AsyncMongoClient(settings.source_mongodb_url)
     try:
         await load_population(
             population,
@@ -40,7 +40,7 @@ async def population(settings: Settings, source_databases: Mapping[str, str]) ->
             {s: mongo[source_databases[s]] for s in ("crm", "recruitment", "analytics")},
         )
     finally:
-        mongo.close()
+        await mongo.close()
     return population
 
 

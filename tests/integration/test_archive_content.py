@@ -26,7 +26,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from connectors.runtime import run_connectors
 from connectors.runtime.registry import available, load_connectors
@@ -90,7 +90,7 @@ async def databases(settings: Settings, source_databases: Mapping[str, str]) -> 
 @pytest.fixture(scope="module")
 async def population(settings: Settings, databases: Mapping[str, str]) -> Population:
     population = generate(seed=23, sizes=PopulationSizes(households=6))
-    mongo = AsyncIOMotorClient(settings.source_mongodb_url)
+    mongo = AsyncMongoClient(settings.source_mongodb_url)
     try:
         await load_population(
             population,
@@ -98,7 +98,7 @@ async def population(settings: Settings, databases: Mapping[str, str]) -> Popula
             {s: mongo[databases[s]] for s in MONGODB},
         )
     finally:
-        mongo.close()
+        await mongo.close()
     return population
 
 

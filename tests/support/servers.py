@@ -9,10 +9,11 @@ own (see broker.py).
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from connectors.testing.population import Population, load_population
 from connectors.testing.population.schemas import MONGO_SYSTEMS, POSTGRES_SYSTEMS, table_names
@@ -46,7 +47,7 @@ async def load_sources(servers: StackInfo, population: Population, systems: Iter
             await connection.execute(f"DROP TABLE IF EXISTS {', '.join(table_names(system))} CASCADE")
         finally:
             await connection.close()
-    mongo: AsyncIOMotorClient[dict[str, object]] = AsyncIOMotorClient(servers.mongodb_url)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(servers.mongodb_url)
     try:
         databases = {s: mongo[s] for s in MONGO_SYSTEMS if s in wanted}
         for system, database in databases.items():
@@ -54,7 +55,7 @@ async def load_sources(servers: StackInfo, population: Population, systems: Iter
                 await database.drop_collection(collection)
         counts = await load_population(population, postgres, databases)
     finally:
-        mongo.close()
+        await mongo.close()
     return {system: sum(tables.values()) for system, tables in counts.items()}
 
 

@@ -36,7 +36,7 @@ The recipe (tests/connectors/test_<name>_conformance.py; `dsar connectors new NA
 Run it with `pytest tests/connectors/test_claims_conformance.py`; each check is a test of its own
 (see `ConformanceSuite`). Identifier values are given normalised, as queries carry them
 (`connectors.sdk.Query`); full names as `"<last>\\x1f<first>"`. For a MongoDB store, seed through
-`AsyncIOMotorClient(store.url)[store.database]` and create the indexes your searches need.
+`pymongo.AsyncMongoClient(store.url)[store.database]` and create the indexes your searches need.
 
 The checks are also plain async functions (`check_finds_subjects`, `check_streams`, …) taking a
 connector, a runtime `Source` (`open_source(store)`) and cases, for use outside pytest.

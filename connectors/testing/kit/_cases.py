@@ -80,7 +80,7 @@ class SeededStore:
 
     `url` is the server (`postgresql://postgres@127.0.0.1:5432`, `mongodb://127.0.0.1:27017/`),
     `database` the unique name the kit chose. Connect to it with `asyncpg.connect(store.dsn)`, or
-    `AsyncIOMotorClient(store.url)[store.database]`.
+    `pymongo.AsyncMongoClient(store.url)[store.database]`.
     """
 
     kind: Literal["postgresql", "mongodb"]

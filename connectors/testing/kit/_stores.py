@@ -1,7 +1,7 @@
 """The kit's databases: created with a unique name, lent to searches as the runtime lends them, dropped.
 
 Searches receive their `db` from the runtime's own sources (an asyncpg pool connection, or a
-motor database with timezone-aware datetimes), so what passes here behaves the same in production.
+PyMongo asyncio database with timezone-aware datetimes), so what passes here behaves the same in production.
 PostgreSQL runs where `DSAR_TEST_POSTGRES_URL` says (default: the local server); MongoDB where
 `DSAR_TEST_MONGODB_URL` says, or else in an embedded SecantusDB that the kit starts when the
 `dsar[stack]` extra is installed (development only: never rely on its quirks).
@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 
 from connectors.runtime.sources import MongoSource, PostgresSource, Source
 from connectors.sdk import Store
@@ -67,12 +66,14 @@ async def temporary_database(declared: Store, url: str) -> AsyncIterator[SeededS
         finally:
             await admin.close()
         return
-    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(url, serverSelectionTimeoutMS=10_000)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, serverSelectionTimeoutMS=10_000)
     try:
         yield store  # MongoDB creates the database on the first write
     finally:
-        await client.drop_database(name)
-        client.close()
+        try:
+            await client.drop_database(name)
+        finally:
+            await client.close()
 
 
 def _secantusd() -> Path | None:

@@ -7,8 +7,8 @@ rows per table are held at a time; the default, 2,000, loads as fast as larger b
 PostgreSQL and faster on SecantusDB. The systems load concurrently.
 
 Database names are the caller's: it passes one connection (or DSN) per PostgreSQL system and one
-motor database per MongoDB system, so tests can use `policy_test_ab12` and the demo `policy`. A
-system left out of both mappings is not loaded.
+PyMongo `AsyncDatabase` per MongoDB system, so tests can use `policy_test_ab12` and the demo
+`policy`. A system left out of both mappings is not loaded.
 """
 
 import asyncio
@@ -22,7 +22,7 @@ from .generator import Population
 from .schemas import (
     MONGO_SYSTEMS,
     POSTGRES_SYSTEMS,
-    MotorDatabase,
+    MongoDatabase,
     create_mongo_indexes,
     create_postgres_schema,
     postgres_table,
@@ -38,16 +38,16 @@ _Flush = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
 async def load_population(
     population: Population,
     postgres: Mapping[str, asyncpg.Connection | str],
-    mongo_db_by_system: Mapping[str, MotorDatabase],
+    mongo_db_by_system: Mapping[str, MongoDatabase],
     *,
     batch_size: int = 2_000,
 ) -> LoadCounts:
     """Create the schemas of the given systems, then insert the population's rows into them.
 
     `postgres` maps "policy" and/or "claims" to an open asyncpg connection or a DSN (then opened and
-    closed here); `mongo_db_by_system` maps "crm", "recruitment" and/or "analytics" to a motor
-    database. The databases must exist (MongoDB creates them on first write) and be empty, or at
-    least not hold this population already: primary keys would collide. Returns the rows inserted.
+    closed here); `mongo_db_by_system` maps "crm", "recruitment" and/or "analytics" to a PyMongo
+    `AsyncDatabase`. The databases must exist (MongoDB creates them on first write) and be empty, or
+    at least not hold this population already: primary keys would collide. Returns the rows inserted.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -83,7 +83,7 @@ async def _load_postgres(
 
 
 async def _load_mongo(
-    population: Population, system: str, db: MotorDatabase, batch_size: int
+    population: Population, system: str, db: MongoDatabase, batch_size: int
 ) -> tuple[str, dict[str, int]]:
     await create_mongo_indexes(db, system)
 

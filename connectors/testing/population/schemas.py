@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from motor.motor_asyncio import AsyncIOMotorDatabase
+from pymongo.asynchronous.database import AsyncDatabase
 
-MotorDatabase = AsyncIOMotorDatabase[dict[str, Any]]
-"""A motor database holding plain documents."""
+MongoDatabase = AsyncDatabase[dict[str, Any]]
+"""A PyMongo asyncio database holding plain documents."""
 
 POSTGRES_SYSTEMS = ("policy", "claims")
 MONGO_SYSTEMS = ("crm", "recruitment", "analytics")
@@ -278,8 +278,8 @@ async def create_postgres_schema(conn: asyncpg.Connection, system: str) -> None:
                 await conn.execute(statement)
 
 
-async def create_mongo_indexes(db: MotorDatabase, system: str) -> None:
-    """Create the indexes of `system` ("crm", "recruitment" or "analytics") in a motor database.
+async def create_mongo_indexes(db: MongoDatabase, system: str) -> None:
+    """Create the indexes of `system` ("crm", "recruitment" or "analytics") in a MongoDB database.
     Creating an index that exists with the same keys and name does nothing."""
     if system not in MONGO_INDEXES:
         raise ValueError(f"unknown MongoDB system {system!r}; expected one of {', '.join(MONGO_SYSTEMS)}")

@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from dsar_common.settings import Settings
 from dsar_service.stack import (
@@ -84,12 +84,12 @@ async def kafka_broker_ports(bootstrap: str) -> list[int]:
 
 
 async def mongodb_ping(url: str) -> float:
-    client: AsyncIOMotorClient = AsyncIOMotorClient(url, serverSelectionTimeoutMS=2000)  # type: ignore[type-arg]
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url, serverSelectionTimeoutMS=2000)
     try:
         reply = await client.admin.command("ping")
         return float(reply["ok"])
     finally:
-        client.close()
+        await client.close()
 
 
 async def databases_on(server_url: str) -> set[str]:

@@ -19,7 +19,9 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from connectors.sdk import Ident, Identifier
 from connectors.testing.kit import NegativeCase, SeededStore
@@ -85,16 +87,16 @@ them to the searches unfiltered)."""
 
 
 @contextlib.asynccontextmanager
-async def mongo_database(store: SeededStore) -> AsyncIterator[AsyncIOMotorDatabase[Row]]:
+async def mongo_database(store: SeededStore) -> AsyncIterator[AsyncDatabase[Row]]:
     """The kit's MongoDB database, through a client of its own, closed on exit."""
-    client: AsyncIOMotorClient[Row] = AsyncIOMotorClient(store.url, tz_aware=True)
+    client: AsyncMongoClient[Row] = AsyncMongoClient(store.url, tz_aware=True)
     try:
         yield client[store.database]
     finally:
-        client.close()
+        await client.close()
 
 
-async def insert_batches(collection: AsyncIOMotorCollection[Row], documents: Iterable[Row]) -> int:
+async def insert_batches(collection: AsyncCollection[Row], documents: Iterable[Row]) -> int:
     """Insert `documents` (a generator, ideally) `INSERT_BATCH` at a time; returns how many."""
     inserted = 0
     iterator = iter(documents)

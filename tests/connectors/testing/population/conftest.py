@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from tests.support.local_servers import local_mongodb
 
@@ -26,12 +26,12 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncIOMotorClient[dict[str, object]]]:
-    client: AsyncIOMotorClient[dict[str, object]] = AsyncIOMotorClient(mongo_url)
+async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[dict[str, object]]]:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
     try:
         yield client
     finally:
-        client.close()
+        await client.close()
 
 
 @pytest.fixture(scope="module")

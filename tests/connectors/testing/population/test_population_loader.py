@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from connectors.testing.population import (
     Population,
@@ -21,7 +21,7 @@ from connectors.testing.population.schemas import MONGO_INDEXES, MONGO_SYSTEMS, 
 
 pytestmark = pytest.mark.integration
 
-Client = AsyncIOMotorClient[dict[str, Any]]
+Client = AsyncMongoClient[dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
