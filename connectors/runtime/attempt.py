@@ -3,21 +3,33 @@
 The datasets are searched one after the other, so the records of a dataset are contiguous in
 the stream (the service's archive relies on it). Redaction notes are held back and sent last, as
 the dataset `_redactions`. Records are packed into RecordBatches of at most 1 MiB, each sealed to
-the request's key and bound to (request, system, attempt, sequence), and each send is awaited:
-a slow broker slows the search instead of filling memory. Keys seen in a dataset are
-de-duplicated (a subject found by e-mail and by NIR is returned once).
+the request's key and bound to (request, system, attempt, sequence), and each send but the last
+is awaited: a slow broker slows the search instead of filling memory. The last chunk goes out
+with the Completion, in one produce request most of the time: the Completion is sent without
+waiting for the chunk's acknowledgement, then both are awaited (same key, same partition: the
+producer keeps them in order). The service accepts a Completion before its last chunk anyway.
+Keys seen in a dataset are de-duplicated (a subject found by e-mail and by NIR is returned once).
+
+Progress is sent only once the attempt has run for `first_progress_seconds`, then every
+`progress_seconds`: an ordinary search ends before the first one, and its Completion says more.
+The service's dispatch deadline (`system_timeout_seconds`) covers that much silence; a Progress
+moves the system to RUNNING and pushes the deadline back, for the searches that last.
 
 A bug of the connector (any exception other than a ConnectorError, raised while searching,
 viewing or encoding a record) fails the attempt, not retryable, with only the exception's type
 as its error: a command that failed this way is not run again and again. A failed send to Kafka
 is not such a bug: it propagates (`send_failed` says so), and the worker runs the attempt again.
+That holds for the last chunk and the Completion together: if either is not acknowledged, the
+attempt failed to send, though the other may have arrived (the service keeps the first copy of
+each chunk and ignores a second Completion).
 """
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 from typing import Any, Protocol, TypeAlias
 
@@ -42,7 +54,12 @@ Status: TypeAlias = "bus_pb2.CompletionStatus.ValueType"
 
 
 class Producer(Protocol):
-    """What the runtime needs of a Kafka producer (aiokafka's AIOKafkaProducer fits)."""
+    """What the runtime needs of a Kafka producer (aiokafka's AIOKafkaProducer fits; the
+    conformance kit's MemoryProducer too).
+
+    `send` returns once the message is queued, with an awaitable of its acknowledgement: messages
+    sent one after the other to one partition stay in order and may share a produce request.
+    """
 
     async def send_and_wait(
         self,
@@ -53,6 +70,16 @@ class Producer(Protocol):
         timestamp_ms: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> Any: ...
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[Any]: ...
 
 
 class ConnectorBug(Exception):
@@ -78,6 +105,7 @@ class Attempt:
         instance_id: str,
         retry: RetryPolicy | None = None,
         progress_seconds: float = 1.0,
+        first_progress_seconds: float = 0.25,
         chunk_limit: int = MAX_CHUNK_BYTES,
         trace_context: Context | None = None,
     ) -> None:
@@ -90,6 +118,7 @@ class Attempt:
         self._instance_id = instance_id
         self._retry = retry or RetryPolicy()
         self._progress_seconds = progress_seconds
+        self._first_progress_seconds = first_progress_seconds
         self._chunk_limit = chunk_limit
         self.chunks = 0
         self.records = 0  # records sent in chunks
@@ -99,6 +128,7 @@ class Attempt:
         self._discovered: dict[tuple[str, str], Identifier] = {}
         self.completing = False  # set once the Completion is being sent: too late to cancel
         self._send_failure: BaseException | None = None  # the last send that failed, re-raised as is
+        self._last_chunk: Awaitable[Any] | None = None  # the last chunk's acknowledgement, awaited on completion
 
     @property
     def send_failed(self) -> bool:
@@ -116,6 +146,7 @@ class Attempt:
             instance_id=self._instance_id,
             retry=self._retry,
             progress_seconds=self._progress_seconds,
+            first_progress_seconds=self._first_progress_seconds,
             chunk_limit=self._chunk_limit,
             trace_context=self._trace_context,
         )
@@ -137,7 +168,6 @@ class Attempt:
             await self._run()
 
     async def _run(self) -> None:
-        await self._send_progress()
         ticker = asyncio.create_task(self._tick())
         try:
             status, error, retryable = await self._search_with_deadline()
@@ -146,7 +176,10 @@ class Attempt:
         await self.complete(status, error, retryable)
 
     async def complete(self, status: Status, error: str = "", retryable: bool = False) -> None:
-        """Send the attempt's Completion (and, when completed, what it discovered, sealed)."""
+        """Send the attempt's Completion (and, when completed, what it discovered, sealed).
+
+        Returns once the broker has acknowledged it and the last chunk, sent just before it.
+        """
         self.completing = True
         sealed = b""
         if status == bus_pb2.COMPLETION_STATUS_COMPLETED and self._discovered:
@@ -165,7 +198,17 @@ class Attempt:
             retryable=retryable,
             sealed_discovered=sealed,
         )
-        await self._send(bus_pb2.ResultEvent(completion=completion))
+        last_chunk, self._last_chunk = self._last_chunk, None
+        if last_chunk is None:
+            await self._send(bus_pb2.ResultEvent(completion=completion))
+        else:
+            try:
+                delivered = await self._enqueue(bus_pb2.ResultEvent(completion=completion))
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await last_chunk  # its outcome is not left unread; the failure is the Completion's
+                raise
+            await self._delivered(last_chunk, delivered)
         log.info(
             "request %s on %s attempt %d: %s, %d records in %d chunks",
             self.order.request_id,
@@ -252,7 +295,7 @@ class Attempt:
                 await self._add(note)
         batch = self._packer.flush()
         if batch is not None:
-            await self._send_chunk(*batch)
+            await self._send_chunk(*batch, last=True)
 
     async def _records(self, search: Search, query: Query) -> AsyncIterator[Record]:
         """The records of one search, with the store's errors translated."""
@@ -281,7 +324,8 @@ class Attempt:
         if full is not None:
             await self._send_chunk(*full)
 
-    async def _send_chunk(self, batch: bytes, count: int) -> None:
+    async def _send_chunk(self, batch: bytes, count: int, *, last: bool = False) -> None:
+        """Send a chunk and wait for its acknowledgement; the `last` one is awaited with the Completion."""
         sequence = self.chunks
         chunk = bus_pb2.ResultChunk(
             request_id=self.order.request_id,
@@ -291,7 +335,11 @@ class Attempt:
             record_count=count,
             sealed_records=self._seal(batch, chunk_binding(*self._place, sequence)),
         )
-        await self._send(bus_pb2.ResultEvent(chunk=chunk))
+        event = bus_pb2.ResultEvent(chunk=chunk)
+        if last:
+            self._last_chunk = await self._enqueue(event)
+        else:
+            await self._send(event)
         self.chunks += 1
         self.records += count
         self.bytes += len(batch)
@@ -311,15 +359,21 @@ class Attempt:
         await self._send(bus_pb2.ResultEvent(progress=progress))
 
     async def _tick(self) -> None:
-        next_at = time.monotonic()
+        """Report Progress once the attempt has run `first_progress_seconds`, then every `progress_seconds`."""
+        next_at = time.monotonic() + self._first_progress_seconds
         while True:
-            next_at += self._progress_seconds
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             await self._send_progress()
+            next_at += self._progress_seconds
 
     async def _send(self, event: bus_pb2.ResultEvent) -> None:
+        """Send `event` and wait until the broker has acknowledged it."""
+        await self._delivered(await self._enqueue(event))
+
+    async def _enqueue(self, event: bus_pb2.ResultEvent) -> Awaitable[Any]:
+        """Hand `event` to the producer; returns the awaitable of its acknowledgement."""
         try:
-            await self._producer.send_and_wait(
+            return await self._producer.send(
                 self._topics.results,
                 event.SerializeToString(),
                 key=self.order.request_id.encode(),
@@ -328,3 +382,15 @@ class Attempt:
         except Exception as error:
             self._send_failure = error
             raise
+
+    async def _delivered(self, *deliveries: Awaitable[Any]) -> None:
+        """Wait for every acknowledgement, even past a failed one; raise the first failure."""
+        failure: Exception | None = None
+        for delivery in deliveries:
+            try:
+                await delivery
+            except Exception as error:
+                failure = failure or error
+        if failure is not None:
+            self._send_failure = failure
+            raise failure

@@ -1,7 +1,8 @@
 """The loop that runs one connector: commands in, attempts run concurrently, offsets committed after.
 
     poll a batch → for each message: dead-letter it, cancel a request, or start an attempt task
-                 → commit, per partition, up to the lowest command still running
+                 → commit, per partition, up to the lowest command still running (at most once
+                   per `commit_every_seconds` while commands keep coming; at once when idle)
     every heartbeat_seconds: announce the system's public key and what it accepts
 
 At most `concurrency` attempts search at once; a few more commands wait their turn, and polling
@@ -13,6 +14,12 @@ When a send to Kafka fails (a broker away or restarted), the attempt runs again 
 after a pause (backing off up to `resend_seconds`) with fresh metadata, as it would in a restarted
 process: its command stays uncommitted meanwhile, and the service keeps the first copy of each
 chunk it receives. The worker itself keeps going.
+
+Each commit is a round trip to the group coordinator: committing after every finished command
+would cost one per command. So while commands keep coming, the loop commits at most once per
+`commit_every_seconds`, and at once when a poll comes back empty or the worker stops. It still
+commits only below the lowest unfinished command (at least once holds): the spacing only widens
+what a crash or a rebalance runs again, by the commands finished since the last commit.
 
 A commit is bounded by `commit_seconds`: one that times out or fails only means the commands
 run again (at least once). A broker that restarted without its data answers commits with
@@ -68,10 +75,12 @@ class RuntimeOptions:
     concurrency: int = 4  # attempts searching at once, per connector
     grace_seconds: float = 30.0  # how long running attempts may finish after a stop
     progress_seconds: float = 1.0  # how often a running attempt reports Progress
+    first_progress_seconds: float = 0.25  # a search that ends sooner sends no Progress at all
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     chunk_limit: int = MAX_CHUNK_BYTES
     poll_seconds: float = 0.2
     commit_seconds: float = 5.0  # a commit taking longer counts as failed (the commands run again)
+    commit_every_seconds: float = 0.1  # at most one commit per this long while commands keep coming
     recover_seconds: float = 5.0  # at least this long between two re-creations of the topics
     resend_seconds: float = 2.0  # at most this long before running again an attempt whose send failed
     instance_id: str = field(default_factory=_instance_id)
@@ -125,6 +134,7 @@ class ConnectorWorker:
             name=connector.name,
         )
         self._check_topics = False  # set by a failed heartbeat, handled by the poll loop
+        self._commit_after = float("-inf")  # loop time before which the poll loop does not commit
 
     @property
     def system(self) -> str:
@@ -136,6 +146,7 @@ class ConnectorWorker:
         try:
             while not stop.is_set():
                 self._raise_failure()
+                idle = False
                 if len(self._tasks) >= self._max_waiting:
                     await asyncio.wait(
                         self._tasks, timeout=self._options.poll_seconds, return_when=asyncio.FIRST_COMPLETED
@@ -144,10 +155,11 @@ class ConnectorWorker:
                     batch = await self._consumer.getmany(
                         timeout_ms=int(self._options.poll_seconds * 1000), max_records=self._max_waiting
                     )
+                    idle = not batch
                     for partition, messages in batch.items():
                         for message in messages:
                             await self._dispatch(partition, message)
-                await self._commit()
+                await self._commit(now=idle)
                 if self._check_topics:
                     self._check_topics = False
                     await self._recover(resubscribe=False)
@@ -193,6 +205,7 @@ class ConnectorWorker:
             instance_id=self._options.instance_id,
             retry=self._options.retry,
             progress_seconds=self._options.progress_seconds,
+            first_progress_seconds=self._options.first_progress_seconds,
             chunk_limit=self._options.chunk_limit,
             trace_context=trace_context,
         )
@@ -287,7 +300,12 @@ class ConnectorWorker:
                 key=command.request_id.encode(),
             )
 
-    async def _commit(self) -> None:
+    async def _commit(self, *, now: bool = True) -> None:
+        """Commit, per partition, up to the lowest unfinished command; unless `now`, not sooner
+        than `commit_every_seconds` after the previous commit."""
+        clock = asyncio.get_running_loop().time()
+        if not now and clock < self._commit_after:
+            return
         offsets = self._offsets.committable()
         assigned = self._consumer.assignment()
         for partition in [p for p in offsets if p not in assigned]:
@@ -295,6 +313,7 @@ class ConnectorWorker:
             offsets.pop(partition)
         if not offsets:
             return
+        self._commit_after = clock + self._options.commit_every_seconds
         try:
             # aiokafka retries a retriable error (UnknownTopicOrPartition among them) forever
             await asyncio.wait_for(self._consumer.commit(offsets), self._options.commit_seconds)

@@ -12,7 +12,8 @@ Request lifecycle (RequestState):
 
 Per-system lifecycle (SystemState):
   PENDING     -> waiting to be dispatched (no connector for the system has announced itself yet).
-  DISPATCHED  -> the query command is on the bus; no connector has picked it up yet.
+  DISPATCHED  -> the query command is on the bus; no connector has reported progress yet (a search
+                 that ends within a quarter of a second goes straight to COMPLETED).
   RUNNING     -> a connector is searching and streaming sealed results.
   COMPLETED   -> the connector sent everything it found, and the service holds every chunk.
   FAILED      -> the connector reported an error, after the last attempt (see `error`).

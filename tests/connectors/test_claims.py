@@ -23,6 +23,7 @@ from connectors.runtime.attempt import Attempt
 from connectors.runtime.messages import QueryOrder
 from connectors.runtime.sources import PostgresSource
 from connectors.sdk import REDACTIONS, Ident, Identifier, Query, Record, RequestKind
+from connectors.testing.kit import MemoryProducer
 from connectors.testing.population import Population, generate, load_population
 from dsar.bus.v1 import bus_pb2
 from dsar_common.sealing import KeyPair, chunk_binding, open_sealed
@@ -34,18 +35,6 @@ POSTGRES = os.environ.get("DSAR_TEST_POSTGRES_URL", "postgresql://postgres@127.0
 # The other person's health data, removed from a claim for care someone else received (world.md §3).
 OTHER_CARE = {"patient_person_id", "care_category", "care_date", "provider_name", "diagnosis_code",
               "amount_claimed_cents"}  # fmt: skip
-
-
-class Outbox:
-    """The result topic, in memory: every event the attempt sends, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[bus_pb2.ResultEvent] = []
-
-    async def send_and_wait(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                            partition: int | None = None, timestamp_ms: int | None = None,
-                            headers: list[tuple[str, bytes]] | None = None) -> None:  # fmt: skip
-        self.events.append(bus_pb2.ResultEvent.FromString(value or b""))
 
 
 @dataclass
@@ -61,7 +50,7 @@ async def ask(source: PostgresSource, kind: RequestKind, identifiers: Iterable[I
     """Run one attempt of the claims connector and open what it sent."""
     request = KeyPair.generate()
     order = QueryOrder("req", "claims", 1, request.public, None, Query.of(kind, identifiers))
-    outbox = Outbox()
+    outbox = MemoryProducer()
     attempt = Attempt(claims.connector, order, source=source, producer=outbox, topics=Topics("t"), instance_id="t")
     await attempt.run()
     completion = outbox.events[-1].completion

@@ -21,6 +21,7 @@ from connectors.runtime.attempt import Attempt
 from connectors.runtime.messages import QueryOrder, kind_from_proto
 from connectors.runtime.sources import MongoSource
 from connectors.sdk import Ident, Identifier, Query, Record, RequestKind
+from connectors.testing.kit import MemoryProducer
 from connectors.testing.population import Population, generate, load_population
 from dsar.bus.v1 import bus_pb2
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed
@@ -31,18 +32,6 @@ pytestmark = pytest.mark.integration
 
 DATABASE = "crm_test"
 NEVER_EXPORTED = {"_id", "contact_id", "agent_id"}  # keys and links; the agent who wrote an interaction
-
-
-class Outbox:
-    """The result topic, in memory: every event the attempt sends, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[bus_pb2.ResultEvent] = []
-
-    async def send_and_wait(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                            partition: int | None = None, timestamp_ms: int | None = None,
-                            headers: list[tuple[str, bytes]] | None = None) -> None:  # fmt: skip
-        self.events.append(bus_pb2.ResultEvent.FromString(value or b""))
 
 
 @dataclass
@@ -62,7 +51,7 @@ async def ask(source: MongoSource, kind: RequestKind, identifiers: Iterable[Iden
     """Run one attempt of the crm connector and open what it sent."""
     request = KeyPair.generate()
     order = QueryOrder("req", "crm", 1, request.public, None, Query.of(kind, identifiers))
-    outbox = Outbox()
+    outbox = MemoryProducer()
     await Attempt(crm.connector, order, source=source, producer=outbox, topics=Topics("t"), instance_id="t").run()
     completion = outbox.events[-1].completion
     assert completion.status == bus_pb2.COMPLETION_STATUS_COMPLETED, completion.error

@@ -5,8 +5,9 @@ seals them to a fresh request key and ends with a Completion. Here every event i
 so the kit can open the chunks and compare what was sent with what was reported.
 """
 
+import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,20 @@ class MemoryProducer:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> Any:
         self.events.append(bus_pb2.ResultEvent.FromString(value or b""))
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[Any]:
+        """Keep the event; its delivery is already acknowledged."""
+        delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        delivered.set_result(await self.send_and_wait(topic, value, key, partition, timestamp_ms, headers))
+        return delivered
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pytest
@@ -99,12 +99,53 @@ class FakeSource:
         pass
 
 
+Sent = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]
+Kind = Literal["chunk", "progress", "completion"]  # of a ResultEvent
+
+
 class FakeProducer:
-    """Keeps what was sent; `fail_after` makes the n-th result send fail like a lost broker."""
+    """A broker in memory: `send` queues a message, acknowledged on the next turn of the loop.
+
+    `sent` holds what the broker acknowledged, in order; `handed` everything handed over, and
+    `unacknowledged`, for each, how many earlier messages were still waiting for their
+    acknowledgement then. A subclass makes the broker refuse a message with `failure`.
+    """
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]] = []
+        self.sent: list[Sent] = []
+        self.handed: list[Sent] = []
+        self.unacknowledged: list[int] = []
+        self._deliveries: list[asyncio.Future[None]] = []
         self.changed = asyncio.Event()
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> "asyncio.Future[None]":
+        message = (topic, value, key, headers)
+        self.unacknowledged.append(sum(not d.done() for d in self._deliveries))
+        self.handed.append(message)
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._deliveries.append(delivery)
+        asyncio.get_running_loop().call_soon(self._settle, delivery, message, self.failure(topic, value))
+        return delivery
+
+    def failure(self, topic: str, value: bytes | None) -> Exception | None:
+        """The error the broker answers this message with; None: it is acknowledged."""
+        return None
+
+    def _settle(self, delivery: "asyncio.Future[None]", message: Sent, error: Exception | None) -> None:
+        if error is not None:
+            delivery.set_exception(error)
+        else:
+            self.sent.append(message)
+            delivery.set_result(None)
+        self.changed.set()
 
     async def send_and_wait(
         self,
@@ -115,8 +156,7 @@ class FakeProducer:
         timestamp_ms: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        self.sent.append((topic, value, key, headers))
-        self.changed.set()
+        await (await self.send(topic, value, key, partition, timestamp_ms, headers))
 
     def events(self) -> list[bus_pb2.ResultEvent]:
         return [bus_pb2.ResultEvent.FromString(v or b"") for t, v, _, _ in self.sent if t == TOPICS.results]
@@ -124,12 +164,20 @@ class FakeProducer:
     def completions(self) -> list[bus_pb2.Completion]:
         return [e.completion for e in self.events() if e.HasField("completion")]
 
-    async def wait_for(self, count: int) -> list[bus_pb2.Completion]:
+    def chunks(self) -> list[bus_pb2.ResultChunk]:
+        return [e.chunk for e in self.events() if e.HasField("chunk")]
+
+    async def wait_for(self, count: int, which: Kind = "completion") -> list[bus_pb2.Completion]:
+        """The acknowledged Completions, once `count` acknowledged result events are of kind `which`."""
         async with asyncio.timeout(10):
-            while len(self.completions()) < count:
+            while sum(e.HasField(which) for e in self.events()) < count:
                 self.changed.clear()
                 await self.changed.wait()
         return self.completions()
+
+
+def result_event(topic: str, value: bytes | None) -> bus_pb2.ResultEvent | None:
+    return bus_pb2.ResultEvent.FromString(value or b"") if topic == TOPICS.results else None
 
 
 def rows(n: int, size: int = 10) -> list[dict[str, Any]]:
@@ -173,9 +221,9 @@ def attempt(store: FakeStore, producer: FakeProducer, **options: Any) -> Attempt
 
 async def test_chunks_are_sealed_to_their_place_and_datasets_stay_contiguous() -> None:
     producer = FakeProducer()
-    await attempt(FakeStore(rows(40, size=200)), producer, chunk_limit=2_000).run()
+    await attempt(FakeStore(rows(40, size=200)), producer, chunk_limit=2_000, first_progress_seconds=3600).run()
     events = producer.events()
-    assert events[0].HasField("progress") and events[-1].HasField("completion")
+    assert [e.WhichOneof("event") for e in events] == ["chunk"] * (len(events) - 1) + ["completion"]
     chunks = [e.chunk for e in events if e.HasField("chunk")]
     assert [c.sequence for c in chunks] == list(range(len(chunks))) and len(chunks) > 3
     records = opened(events)
@@ -243,6 +291,98 @@ async def test_other_errors_fail_without_their_message() -> None:
     assert completion.error == "demo failed (ValueError)"
 
 
+async def test_an_attempt_that_ends_before_its_first_progress_sends_none() -> None:
+    producer = FakeProducer()
+    await attempt(FakeStore(rows(3)), producer, first_progress_seconds=3600).run()
+    assert [e.WhichOneof("event") for e in producer.events()] == ["chunk", "completion"]
+
+
+async def test_a_slow_attempt_reports_progress_after_first_progress_seconds() -> None:
+    producer, store = FakeProducer(), FakeStore(rows(3), block=asyncio.Event())
+    running = asyncio.create_task(attempt(store, producer, first_progress_seconds=0.01, progress_seconds=3600).run())
+    await producer.wait_for(1, "progress")
+    (progress,) = [e.progress for e in producer.events()]  # nothing else yet: the search is blocked
+    assert (progress.request_id, progress.system, progress.attempt, progress.instance_id) == ("r1", "demo", 2, "i1")
+    assert store.block is not None
+    store.block.set()
+    await running
+    assert [e.WhichOneof("event") for e in producer.events()] == ["progress", "chunk", "completion"]
+
+
+async def test_the_last_chunk_goes_out_with_the_completion_and_the_others_one_by_one() -> None:
+    producer = FakeProducer()
+    await attempt(FakeStore(rows(40, size=200)), producer, chunk_limit=2_000, first_progress_seconds=3600).run()
+    chunks = len(producer.chunks())
+    assert chunks > 3 and len(producer.handed) == chunks + 1
+    # each chunk waited for the previous one's acknowledgement (backpressure); the Completion did
+    # not wait for the last chunk's: both were in the producer's hands at once
+    assert producer.unacknowledged == [0] * chunks + [1]
+    assert producer.completions()[0].chunk_count == chunks
+
+
+class Refusing(FakeProducer):
+    """Refuses the first result of one kind: its acknowledgement fails, or with `at_send`, `send` does."""
+
+    def __init__(self, kind: Kind, at_send: bool = False) -> None:
+        super().__init__()
+        self.kind, self.at_send, self.refused = kind, at_send, False
+
+    def _refuses(self, topic: str, value: bytes | None) -> bool:
+        event = result_event(topic, value)
+        if self.refused or event is None or not event.HasField(self.kind):
+            return False
+        self.refused = True
+        return True
+
+    async def send(self, topic: str, value: bytes | None = None, *args: Any, **kwargs: Any) -> "asyncio.Future[None]":
+        from aiokafka.errors import KafkaTimeoutError
+
+        if self.at_send and self._refuses(topic, value):
+            raise KafkaTimeoutError()
+        return await super().send(topic, value, *args, **kwargs)
+
+    def failure(self, topic: str, value: bytes | None) -> Exception | None:
+        from aiokafka.errors import KafkaConnectionError
+
+        return KafkaConnectionError("broker gone") if not self.at_send and self._refuses(topic, value) else None
+
+
+REFUSALS: list[tuple[Kind, bool]] = [("chunk", False), ("completion", False), ("completion", True)]
+
+
+@pytest.mark.parametrize(("kind", "at_send"), REFUSALS)
+async def test_a_refused_last_chunk_or_completion_is_a_failed_send(kind: Kind, at_send: bool) -> None:
+    from aiokafka.errors import KafkaError
+
+    producer = Refusing(kind, at_send)
+    failing = attempt(FakeStore(rows(3)), producer, first_progress_seconds=3600)
+    with pytest.raises(KafkaError):
+        await failing.run()
+    assert failing.send_failed  # the worker runs it again
+    assert producer.refused
+    handed = [result_event(t, v) for t, v, _, _ in producer.handed]  # a Completion refused by `send` is not
+    assert [e.WhichOneof("event") for e in handed if e] == (["chunk"] if at_send else ["chunk", "completion"])
+
+
+@pytest.mark.parametrize(("kind", "at_send"), REFUSALS)
+async def test_a_refused_last_chunk_or_completion_runs_the_attempt_again(kind: Kind, at_send: bool) -> None:
+    producer, consumer = Refusing(kind, at_send), FakeConsumer()
+    worker = worker_for(FakeStore(rows(2)), producer, consumer, retry=RetryPolicy(initial=0.01, maximum=0.02))
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    consumer.put(query_command())
+    await producer.wait_for(1, "chunk")
+    await producer.wait_for(1, "completion")
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    handed = [e for e in (result_event(t, v) for t, v, _, _ in producer.handed) if e]
+    first_run = ["chunk"] if at_send else ["chunk", "completion"]
+    assert [e.WhichOneof("event") for e in handed] == [*first_run, "chunk", "completion"]  # run again, once
+    assert {c.sequence for c in producer.chunks()} == {0}
+    assert all(c.status == bus_pb2.COMPLETION_STATUS_COMPLETED and c.chunk_count == 1 for c in producer.completions())
+    assert consumer.commits[-1] == {"tp0": 1}
+
+
 async def test_a_passed_deadline_fails_the_attempt() -> None:
     producer = FakeProducer()
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
@@ -276,6 +416,16 @@ class FakeConsumer:
         self.arrived = asyncio.Event()
         self.subscriptions: list[list[str]] = []  # what subscribe was called with
         self.subscribed = asyncio.Event()
+        self.empty_polls = 0
+        self.polled_empty = asyncio.Event()
+
+    async def idle(self, polls: int = 2) -> None:
+        """Wait for `polls` more empty polls: the worker has done what follows the first of them."""
+        until = self.empty_polls + polls
+        async with asyncio.timeout(10):
+            while self.empty_polls < until:
+                self.polled_empty.clear()
+                await self.polled_empty.wait()
 
     def put(self, value: bytes) -> None:
         self.queue.append(Message(value, offset=self.next_offset))
@@ -289,6 +439,8 @@ class FakeConsumer:
                 async with asyncio.timeout(timeout_ms / 1000):
                     await self.arrived.wait()
             except TimeoutError:
+                self.empty_polls += 1
+                self.polled_empty.set()
                 return {}
         taken, self.queue = self.queue[:max_records], self.queue[max_records:]
         return {"tp0": taken}
@@ -564,16 +716,16 @@ async def test_a_failed_send_runs_the_attempt_again_and_the_worker_keeps_going()
     from aiokafka.errors import KafkaConnectionError
 
     class LostBroker(FakeProducer):
-        """The first two chunk sends fail, as while a broker restarts."""
+        """The first four results (two runs: chunk and Completion) fail, as while a broker restarts."""
 
-        failures = 2
+        refusals = 4
 
-        async def send_and_wait(self, topic: str, value: bytes | None = None, *args: Any, **kwargs: Any) -> None:
-            event = bus_pb2.ResultEvent.FromString(value or b"") if topic == TOPICS.results else None
-            if event is not None and event.HasField("chunk") and self.failures:
-                self.failures -= 1
-                raise KafkaConnectionError("broker gone")
-            await super().send_and_wait(topic, value, *args, **kwargs)
+        def failure(self, topic: str, value: bytes | None) -> Exception | None:
+            if topic == TOPICS.results and self.refusals:
+                self.refusals -= 1
+                error: Exception = KafkaConnectionError("broker gone")
+                return error
+            return None
 
     producer, consumer = LostBroker(), FakeConsumer()
     worker = worker_for(FakeStore(rows(2)), producer, consumer, retry=RetryPolicy(initial=0.01, maximum=0.02))
@@ -612,3 +764,67 @@ async def test_a_failed_heartbeat_with_every_topic_present_does_not_resubscribe(
     stop.set()
     await asyncio.wait_for(running, 5)
     assert consumer.subscriptions == []  # no needless rebalance
+
+
+# Commits: spaced out while commands keep coming, never past a command still running.
+
+
+@dataclass
+class FirstSearchHeld(FakeStore):
+    """The first search waits for `hold`; the others run at once."""
+
+    hold: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def before_search(self) -> None:
+        first = not self.started.is_set()
+        await super().before_search()
+        if first:
+            await self.hold.wait()
+
+
+async def test_commits_never_pass_a_command_still_running_and_come_when_the_loop_is_idle() -> None:
+    store, producer, consumer = FirstSearchHeld(rows(1)), FakeProducer(), FakeConsumer()
+    worker = worker_for(store, producer, consumer, commit_every_seconds=3600)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    for request_id in ("r1", "r2", "r3"):  # offsets 0, 1, 2: r1 is held in its search
+        consumer.put(query_command(request_id=request_id))
+    assert [c.request_id for c in await producer.wait_for(2)] == ["r2", "r3"]
+    await consumer.idle()
+    assert consumer.commits and all(c["tp0"] == 0 for c in consumer.commits)  # r1 holds them back
+
+    store.hold.set()
+    await producer.wait_for(3)
+    await consumer.idle()  # an idle loop commits at once, however long commit_every_seconds
+    assert consumer.commits[-1] == {"tp0": 3}
+    stop.set()
+    await asyncio.wait_for(running, 5)
+
+
+class Busy(FakeConsumer):
+    """A topic that never falls quiet: a poll waits for the next command (or `wake`)."""
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[str, list[Message]]:
+        self.arrived.clear()
+        if not self.queue:
+            await self.arrived.wait()
+        taken, self.queue = self.queue[:max_records], self.queue[max_records:]
+        return {"tp0": taken} if taken else {}
+
+    def wake(self) -> None:
+        self.arrived.set()
+
+
+async def test_commits_are_spaced_out_while_commands_keep_coming() -> None:
+    producer, consumer = FakeProducer(), Busy()
+    worker = worker_for(FakeStore(rows(1)), producer, consumer, commit_every_seconds=3600)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    for count, request_id in enumerate(("r1", "r2", "r3"), start=1):
+        consumer.put(query_command(request_id=request_id))
+        await producer.wait_for(count)
+    assert consumer.commits == [{"tp0": 0}]  # when r1 was taken; the finished ones wait their turn
+    stop.set()
+    consumer.wake()
+    await asyncio.wait_for(running, 5)
+    assert consumer.commits[-1] == {"tp0": 3}  # on stop, every finished command
