@@ -9,7 +9,8 @@ watcher of the replica since its last wake-up, so that all of them together re-r
 `READS_PER_SECOND` times a second at most, the changes in between coalesced into one read. One
 watcher alone waits 5 ms; fifty busy ones, a quarter of a second. Under load a request changes
 twenty times in its few seconds (dispatches, progress, completions), and each read is a query
-and a message; an idle watcher still sees each change at once.
+and a message; an idle watcher still sees each change at once. The end of a request (ready,
+failed, cancelled: the notification's payload names the state) wakes its watchers unpaced.
 """
 
 import asyncio
@@ -22,12 +23,13 @@ import asyncpg
 from dsar_service.store.requests import NOTIFY_CHANNEL
 
 READS_PER_SECOND = 200
+ENDED_STATES = frozenset({"ready", "failed", "cancelled"})
 
 
 class ChangeFeed:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters: dict[str, set[Subscription]] = {}
         self._watchers = 0
 
     @classmethod
@@ -44,8 +46,9 @@ class ChangeFeed:
             await conn.close()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        for event in self._waiters.get(payload, ()):
-            event.set()
+        request_id, _, state = payload.partition(" ")
+        for subscription in self._waiters.get(request_id, ()):
+            subscription.wake(ended=state in ENDED_STATES)
 
     @property
     def watchers(self) -> int:
@@ -53,15 +56,15 @@ class ChangeFeed:
 
     @contextlib.contextmanager
     def subscribe(self, request_id: str) -> Iterator["Subscription"]:
-        event = asyncio.Event()
-        self._waiters.setdefault(request_id, set()).add(event)
+        subscription = Subscription(self)
+        self._waiters.setdefault(request_id, set()).add(subscription)
         self._watchers += 1
         try:
-            yield Subscription(event, self)
+            yield subscription
         finally:
             self._watchers -= 1
             waiters = self._waiters.get(request_id, set())
-            waiters.discard(event)
+            waiters.discard(subscription)
             if not waiters:
                 self._waiters.pop(request_id, None)
 
@@ -71,18 +74,25 @@ class ChangeFeed:
 
 
 class Subscription:
-    def __init__(self, event: asyncio.Event, feed: ChangeFeed) -> None:
-        self._event = event
+    def __init__(self, feed: ChangeFeed) -> None:
         self._feed = feed
+        self._changed = asyncio.Event()
+        self._ended = asyncio.Event()
         self._woken = time.monotonic()
 
+    def wake(self, *, ended: bool) -> None:
+        self._changed.set()
+        if ended:
+            self._ended.set()
+
     async def changed(self, at_most: float) -> None:
-        """Wait until the request changes (paced: changes close together make one wake-up), or
-        `at_most` seconds pass."""
+        """Wait until the request changes (paced: changes close together make one wake-up, but
+        its end wakes at once), or `at_most` seconds pass."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), at_most)
+            await asyncio.wait_for(self._changed.wait(), at_most)
         early = self._woken + self._feed.pace() - time.monotonic()
-        if early > 0:
-            await asyncio.sleep(early)
-        self._event.clear()
+        if early > 0 and not self._ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), early)
+        self._changed.clear()
         self._woken = time.monotonic()

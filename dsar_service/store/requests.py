@@ -749,7 +749,7 @@ class RequestStore:
                 return False
             await conn.execute("DELETE FROM result_chunks WHERE request_id = $1", _uuid(request_id))
             await conn.execute("DELETE FROM archive_chunks WHERE request_id = $1", _uuid(request_id))
-            await _notify(conn, request_id)
+            await _notify(conn, request_id, RequestState.FAILED)
         return True
 
     async def iter_archive(self, request_id: str, version: int) -> AsyncIterator[bytes]:
@@ -795,7 +795,7 @@ class RequestStore:
             )
             await conn.execute("DELETE FROM result_chunks WHERE request_id = $1", _uuid(request_id))
             await conn.execute("DELETE FROM archive_chunks WHERE request_id = $1", _uuid(request_id))
-            await _notify(conn, request_id)
+            await _notify(conn, request_id, RequestState.CANCELLED)
         return [r["system"] for r in working]
 
     async def extend(self, request_id: str, due_at: datetime, reason: str) -> None:
@@ -925,11 +925,14 @@ _CHUNK_TOTALS = """SELECT count(*) AS chunks, COALESCE(sum(record_count), 0) AS 
                      AND rc.system = rs.system AND rc.attempt = rs.attempt"""
 
 # Appended to an UPDATE of `requests`: the notification goes with the change, in one round trip.
-_NOTIFYING = f"RETURNING request_id, pg_notify('{NOTIFY_CHANNEL}', request_id::text)"
+# Its payload is "<request_id> <state>", the state after the change (changes.py wakes watchers of
+# an ended request at once).
+_NOTIFYING = f"RETURNING request_id, pg_notify('{NOTIFY_CHANNEL}', request_id::text || ' ' || state)"
 
 
-async def _notify(conn: asyncpg.Connection, request_id: str) -> None:
-    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(request_id))
+async def _notify(conn: asyncpg.Connection, request_id: str, state: RequestState | None = None) -> None:
+    payload = f"{request_id} {state.value}" if state else str(request_id)
+    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
 
 
 async def _touch(conn: asyncpg.Connection, request_id: str) -> None:

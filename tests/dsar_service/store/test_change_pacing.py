@@ -8,8 +8,8 @@ from dsar_service.store import changes
 from dsar_service.store.changes import ChangeFeed
 
 
-def _notify(feed: ChangeFeed, request_id: str) -> None:
-    feed._on_notify(None, 0, changes.NOTIFY_CHANNEL, request_id)
+def _notify(feed: ChangeFeed, payload: str) -> None:
+    feed._on_notify(None, 0, changes.NOTIFY_CHANNEL, payload)
 
 
 def test_the_pace_grows_with_the_watchers() -> None:
@@ -26,14 +26,26 @@ async def test_changes_within_the_pace_make_one_wake_up(monkeypatch: pytest.Monk
     feed = ChangeFeed(conn=None)  # type: ignore[arg-type]
     with feed.subscribe("r") as subscription:
         waiting = asyncio.create_task(subscription.changed(at_most=30))
-        _notify(feed, "r")
+        _notify(feed, "r collecting")
         await asyncio.sleep(0)
-        _notify(feed, "r")  # while the first wake-up is being paced
-        _notify(feed, "other")  # another request's change wakes nobody here
+        _notify(feed, "r collecting")  # while the first wake-up is being paced
+        _notify(feed, "other ready")  # another request's change wakes nobody here
         await asyncio.wait_for(waiting, 5)
         # Both changes were taken by that one wake-up: the next waits for a new change.
         again = asyncio.create_task(subscription.changed(at_most=30))
         await asyncio.sleep(0.2)
         assert not again.done()
-        _notify(feed, "r")
+        _notify(feed, "r")  # a payload without a state (older replicas) still wakes
         await asyncio.wait_for(again, 5)
+
+
+async def test_the_end_of_a_request_wakes_its_watcher_unpaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(changes, "READS_PER_SECOND", 0.01)  # one watcher: 100 s between wake-ups
+    feed = ChangeFeed(conn=None)  # type: ignore[arg-type]
+    with feed.subscribe("r") as subscription:
+        waiting = asyncio.create_task(subscription.changed(at_most=30))
+        _notify(feed, "r collecting")
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # an ordinary change is paced
+        _notify(feed, "r ready")
+        await asyncio.wait_for(waiting, 5)  # the end is not
