@@ -29,7 +29,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from connectors.sdk import Connector, Field, Ident, Query, Record, postgresql
+from connectors.sdk import Connector, Field, Ident, Query, Record, postgresql, rows
 from connectors.sdk import Provenance as P
 
 connector = Connector("claims", store=postgresql("claims"), accepts=[Ident.PERSON_ID])
@@ -75,13 +75,6 @@ def subject_ids(q: Query) -> list[uuid.UUID]:
         except ValueError:
             continue
     return ids
-
-
-async def rows(db: Any, sql: str, *args: object) -> AsyncIterator[Any]:
-    """Stream a query's rows with a cursor in a read-only transaction (500 rows per round trip)."""
-    async with db.transaction(readonly=True, isolation="repeatable_read"):
-        async for row in db.cursor(sql, *args, prefetch=500):
-            yield row
 
 
 @claim.search

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
-from connectors.sdk import Connector, Field, Ident, Query, Record, postgresql, split_full_name
+from connectors.sdk import Connector, Field, Ident, Query, Record, postgresql, rows, split_full_name
 from connectors.sdk import Provenance as P
 
 connector = Connector(
@@ -125,13 +125,6 @@ async def _look_up_ids(q: Query, db: Any) -> list[UUID]:
         parts.append(sql.format(*(f"${len(args) + n}" for n in range(1, len(values) + 1))))
         args.extend(values)
     return sorted({row["person_id"] for row in await db.fetch(" UNION ".join(parts), *args)})
-
-
-async def rows(db: Any, sql: str, *args: object) -> AsyncIterator[Any]:
-    """Stream a query's rows with a cursor in a read-only transaction (500 rows per round trip)."""
-    async with db.transaction(readonly=True, isolation="repeatable_read"):
-        async for row in db.cursor(sql, *args, prefetch=500):
-            yield row
 
 
 @insured_person.search

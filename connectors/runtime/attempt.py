@@ -266,7 +266,24 @@ class Attempt:
         self._found = 0
 
     async def _search(self) -> None:
+        """Every dataset's search on one connection lent for the whole attempt: in PostgreSQL one
+        read-only snapshot, so the datasets of an answer agree with each other."""
         query = self.connector.restrict(self.order.query)
+        searching = False
+        try:
+            async with self._source.lend() as db:
+                searching = True
+                await self._search_datasets(query, db)
+                searching = False
+        except Exception as error:
+            if searching or isinstance(error, ConnectorError):
+                raise  # the searches' errors are translated by _records; the rest are not the store's
+            raise self._source.translate(error) from error  # lending the connection, or giving it back
+        batch = self._packer.flush()
+        if batch is not None:
+            await self._send_chunk(*batch, last=True)
+
+    async def _search_datasets(self, query: Query, db: Any) -> None:
         asked = {(i.kind.value, i.value) for i in query.identifiers}
         returned: set[str] = set()
         redactions: dict[str, Record] = {}
@@ -275,7 +292,7 @@ class Attempt:
                 continue
             returned.add(dataset.name)
             seen: set[str] = set()
-            async for record in self._records(dataset.searcher, query):
+            async for record in self._records(dataset.searcher, query, db):
                 if record.dataset == REDACTIONS:
                     redactions.setdefault(record.key, record)
                     continue
@@ -293,26 +310,22 @@ class Attempt:
         for note in redactions.values():
             if note.fields["dataset"] in returned:
                 await self._add(note)
-        batch = self._packer.flush()
-        if batch is not None:
-            await self._send_chunk(*batch, last=True)
 
-    async def _records(self, search: Search, query: Query) -> AsyncIterator[Record]:
+    async def _records(self, search: Search, query: Query, db: Any) -> AsyncIterator[Record]:
         """The records of one search, with the store's errors translated."""
         try:
-            async with self._source.lend() as db:
-                iterator = search(query, db)
-                try:
-                    while True:
-                        try:
-                            record = await anext(iterator)
-                        except StopAsyncIteration:
-                            break
-                        yield record
-                finally:
-                    close = getattr(iterator, "aclose", None)  # searches are async generators
-                    if close is not None:
-                        await close()
+            iterator = search(query, db)
+            try:
+                while True:
+                    try:
+                        record = await anext(iterator)
+                    except StopAsyncIteration:
+                        break
+                    yield record
+            finally:
+                close = getattr(iterator, "aclose", None)  # searches are async generators
+                if close is not None:
+                    await close()
         except ConnectorError:
             raise
         except Exception as error:  # the driver's errors, mapped once, without their messages

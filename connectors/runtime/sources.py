@@ -51,7 +51,8 @@ class Source(Protocol):
 
 
 class PostgresSource:
-    """An asyncpg pool on one database, created at the first search."""
+    """An asyncpg pool on one database, created at the first search. A connection is lent inside
+    a read-only, repeatable-read transaction: one snapshot for everything read with it."""
 
     def __init__(self, dsn: str, database: str, max_size: int) -> None:
         self.database = database
@@ -72,7 +73,10 @@ class PostgresSource:
                     command_timeout=300,
                     reset=_keep_session,
                 )
-        async with self._pool.acquire(timeout=30) as connection:
+        async with (
+            self._pool.acquire(timeout=30) as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
             yield connection
 
     def translate(self, error: Exception) -> ConnectorError:
@@ -91,8 +95,8 @@ async def _keep_session(connection: Any) -> None:
 
     asyncpg's default reset sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
     RESET ALL` on every release, one more statement per search. A search changes none of that:
-    it only reads, in transactions it opens itself (`async with db.transaction(...)`), with
-    cursors that live inside them; it takes no advisory lock, listens to nothing and sets nothing
+    it only reads, in the read-only transaction `lend` opens around it, with cursors that live
+    inside it; it takes no advisory lock, listens to nothing and sets nothing
     for the session (a transaction's own isolation and read-only mode end with it). And asyncpg
     still does the part that matters before calling this (`Connection._reset`): a transaction
     left open, by a search cancelled in the middle say, is rolled back, and listeners are

@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
-from connectors.sdk import Connector, Field, Ident, Query, Record, postgresql
+from connectors.sdk import Connector, Field, Ident, Query, Record, postgresql, rows
 from connectors.sdk import Provenance as P
 
 connector = Connector(
@@ -44,10 +44,9 @@ async def find_events(q: Query, db: Any) -> AsyncIterator[Record]:
         *((_EVENTS + "phone = $1 AND birth_date = $2", (phone, dt.date.fromisoformat(birth)))
           for phone, birth in q.pairs(Ident.PHONE, Ident.BIRTH_DATE)),
     ]  # fmt: skip
-    async with db.transaction(readonly=True, isolation="repeatable_read"):
-        for sql, args in lookups:
-            async for row in db.cursor(sql + " ORDER BY event_id", *args, prefetch=500):
-                yield event.record(row, discovered={Ident.PERSON_ID: row["person_id"]})
+    for sql, args in lookups:
+        async for row in rows(db, sql + " ORDER BY event_id", *args):
+            yield event.record(row, discovered={Ident.PERSON_ID: row["person_id"]})
 '''
 
 _MONGO_CONNECTOR = '''"""__NAME__: TODO say what the system holds and what for (MongoDB `__NAME__`).

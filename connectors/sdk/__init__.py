@@ -18,7 +18,7 @@ from connectors.sdk._errors import (
     TemporaryError,
 )
 from connectors.sdk._query import Query, RequestKind
-from connectors.sdk._stores import Store, mongodb, postgresql
+from connectors.sdk._stores import Store, mongodb, postgresql, rows
 from connectors.sdk.identifiers import Ident, Identifier, split_full_name
 
 __all__ = [
@@ -40,5 +40,6 @@ __all__ = [
     "TemporaryError",
     "mongodb",
     "postgresql",
+    "rows",
     "split_full_name",
 ]

@@ -378,8 +378,8 @@ async def test_an_attempt_looks_the_subject_up_once_in_one_statement(policy_data
     async def attempt(query: Query) -> tuple[list[str], set[tuple[str, str]]]:
         sent: list[str] = []
         keys: set[tuple[str, str]] = set()
-        for dataset in policy.connector.datasets:  # as the runtime runs them: one Query for every search
-            async with source.lend() as db:
+        async with source.lend() as db:  # as the runtime runs them: one Query and one snapshot for every search
+            for dataset in policy.connector.datasets:
                 keys |= {(r.dataset, r.key) async for r in dataset.searcher(query, Counting(db, sent))}
         return sent, keys
 

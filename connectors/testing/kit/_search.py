@@ -12,14 +12,14 @@ async def stream_records(
 ) -> AsyncGenerator[Record, None]:
     """Every record the connector's searches yield for `query`, dataset after dataset.
 
-    Each search gets a `db` lent by `source` and is closed (`aclose`) when it ends or when the
+    The searches share one `db` lent by `source`, as in the runtime; each is closed (`aclose`) when it ends or when the
     consumer stops early. With `restrict` (the runtime's behaviour) the query keeps only the
     identifiers the connector accepts; without it, the searches see the query as it is.
     Nothing is de-duplicated or filtered: this is what the searches produce.
     """
     asked = connector.restrict(query) if restrict else query
-    for dataset in connector.datasets:
-        async with source.lend() as db:
+    async with source.lend() as db:  # one connection (in PostgreSQL one snapshot) for every search
+        for dataset in connector.datasets:
             iterator = dataset.searcher(asked, db)
             try:
                 async for record in iterator:

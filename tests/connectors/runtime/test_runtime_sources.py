@@ -2,6 +2,7 @@
 
 import os
 
+import asyncpg
 import pytest
 
 from connectors.runtime.sources import PostgresSource
@@ -11,20 +12,22 @@ pytestmark = pytest.mark.integration
 POSTGRES = os.environ.get("DSAR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 
 
-async def test_a_released_connection_is_not_reset_but_its_open_transaction_is_rolled_back() -> None:
+async def test_a_lent_connection_is_one_read_only_snapshot_and_is_not_reset() -> None:
     source = PostgresSource(POSTGRES, "postgres", max_size=1)  # one connection: the next search gets it
     try:
         async with source.lend() as db:
             pid = await db.fetchval("SELECT pg_backend_pid()")
-            await db.execute("SET application_name = 'kept'")  # a search never does this: it shows no reset ran
-            transaction = db.transaction(readonly=True, isolation="repeatable_read")
-            await transaction.start()  # left open, as by a search cancelled in the middle
-            await db.fetchval("SELECT 1")
+            assert await db.fetchval("SHOW transaction_isolation") == "repeatable read"
+            assert await db.fetchval("SHOW transaction_read_only") == "on"
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await db.execute("CREATE TABLE written_by_a_search (id int)")
         async with source.lend() as db:
             assert await db.fetchval("SELECT pg_backend_pid()") == pid
-            assert not db.is_in_transaction()  # asyncpg still rolls back before lending it again
+            await db.execute("SET application_name = 'kept'")  # a search never does this: it shows no reset ran
+            # a cursor needs no transaction of the search's own
+            assert [r[0] async for r in db.cursor("SELECT generate_series(1, 3)")] == [1, 2, 3]
+        async with source.lend() as db:
+            assert await db.fetchval("SELECT pg_backend_pid()") == pid
             assert await db.fetchval("SHOW application_name") == "kept"  # no RESET ALL: one statement less
-            async with db.transaction(readonly=True, isolation="repeatable_read"):
-                assert [r[0] async for r in db.cursor("SELECT generate_series(1, 3)")] == [1, 2, 3]
     finally:
         await source.aclose()
