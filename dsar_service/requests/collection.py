@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -134,16 +134,17 @@ class Collector:
 
     # Dispatch ---------------------------------------------------------------------------------
 
-    async def advance(self, request_id: str, secrets: RequestSecrets | None = None) -> None:
+    async def advance(self, request_id: str, known: tuple[RequestSecrets, list[SystemRow]] | None = None) -> None:
         """Dispatch what can be dispatched now; hand the request to assembly when all have ended.
 
-        `secrets` saves a read when the caller has just read them (dispatches are compare-and-set
-        on the systems' rows, so identifiers merged meanwhile are only asked for in a later round).
+        `known` (the request's secrets and systems) saves a read when the caller has just read them
+        (dispatches are compare-and-set on the systems' rows, so identifiers merged meanwhile are
+        only asked for in a later round).
         """
-        secrets = secrets or await self._store.secrets(request_id)
+        secrets, system_rows = known or await self._store.collecting(request_id)
         if secrets.state is not RequestState.COLLECTING or secrets.sealed_identifiers is None:
             return
-        rows = {row.system: row for row in await self._store.system_rows(request_id)}
+        rows = {row.system: row for row in system_rows}
         identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
         infos = await self.known_systems()
         plan = plan_rounds(
@@ -151,16 +152,14 @@ class Collector:
             infos,
             identifiers,
         )
-        for system in plan.dispatch:
-            row = rows[system]
-            await self._dispatch(
-                request_id, system, row.attempt + 1, row.round or 1, (SystemState.PENDING,), True, secrets
-            )
-        for system in plan.ask_again:
-            row = rows[system]
-            if await self._dispatch(
-                request_id, system, row.attempt + 1, row.round + 1, (SystemState.COMPLETED,), True, secrets
-            ):
+        first = [(s, rows[s].attempt + 1, rows[s].round or 1, (SystemState.PENDING,)) for s in plan.dispatch]
+        again = [(s, rows[s].attempt + 1, rows[s].round + 1, (SystemState.COMPLETED,)) for s in plan.ask_again]
+        sent = await _all(
+            self._dispatch(request_id, system, attempt, round_, expected, True, secrets)
+            for system, attempt, round_, expected in [*first, *again]
+        )
+        for system, was_sent in zip(plan.ask_again, sent[len(first) :], strict=True):
+            if was_sent:
                 log.info("asked again request=%s system=%s: new identifiers were found", request_id, system)
                 self._metrics.retries.labels(system, "new_identifiers").inc()
         for system in plan.skip:
@@ -383,9 +382,9 @@ class Collector:
         self._metrics.bytes.labels(system).inc(row.bytes)
         if row.started_at and row.ended_at:
             self._metrics.system_seconds.labels(system).observe((row.ended_at - row.started_at).total_seconds())
-        secrets = await self._store.secrets(row.request_id)
-        merged = await self._merge_discovered(row.request_id, system, row, secrets)
-        await self.advance(row.request_id, None if merged else secrets)
+        known = await self._store.collecting(row.request_id)
+        changed = await self._merge_discovered(row.request_id, system, row, known[0])
+        await self.advance(row.request_id, None if changed else known)
 
     async def _row(self, request_id: str, system: str) -> SystemRow | None:
         return next((r for r in await self._store.system_rows(request_id) if r.system == system), None)
@@ -402,8 +401,8 @@ class Collector:
         Normalised as the request's own are, the invalid dropped, at most
         `MAX_DISCOVERED_PER_KIND` of a kind; never one that designates someone else (see
         `_conflicts`). Read-modify-write under the request's row lock: concurrent merges all
-        count. Merging the same discoveries twice changes nothing. Returns whether the request's
-        identifiers changed.
+        count. Merging the same discoveries twice changes nothing. Returns whether the request
+        changed (its identifiers, or the count of them a system is known to have been asked with).
         """
         row = row or await self._row(request_id, system)
         if row is None or row.state is not SystemState.COMPLETED or not row.sealed_discovered:
@@ -439,7 +438,7 @@ class Collector:
             return self._keys.seal_identifiers(request_id, merged_list) if added else None
 
         merged = await self._store.update_identifiers(request_id, merge, secrets.sealed_identifiers)
-        await self._count_own_discoveries_as_queried(request_id, row, found, merged_list)
+        queried = await self._count_own_discoveries_as_queried(request_id, row, found, merged_list)
         if conflicts:
             for identifier in conflicts:
                 self._metrics.discovered_conflicts.labels(system, identifier.kind.value).inc()
@@ -450,21 +449,23 @@ class Collector:
             )  # fmt: skip
         if merged:
             log.info("request=%s system=%s discovered %d identifier(s)", request_id, system, len(added))
-        return merged
+        return merged or queried
 
     async def _count_own_discoveries_as_queried(
         self, request_id: str, row: SystemRow, found: list[Identifier], identifiers: list[Identifier]
-    ) -> None:
+    ) -> bool:
         """When every identifier added since the system was asked is one it found itself (another
         system reported it first: policy and CRM both find the `person_id`), its answer already
         covers them: asking it again would return the same records."""
         info = (await self.known_systems()).get(row.system)
         if info is None:
-            return
+            return False
         own = {(i.kind, i.value) for i in found}
         unasked = [i for i in identifiers[row.queried_count :] if new_for(row.system, i, info)]
         if unasked and all((i.kind, i.value) in own for i in unasked):
             await self._store.mark_queried(request_id, row.system, row.attempt, len(identifiers))
+            return True
+        return False
 
     # Heartbeats -------------------------------------------------------------------------------
 
@@ -493,6 +494,16 @@ class Collector:
         for request_id in await self._store.open_request_ids():
             with self._isolated(request_id):
                 await self._recover(request_id)
+
+
+async def _all(steps: Iterable[Awaitable[bool]]) -> list[bool]:
+    """Run the steps concurrently (dispatches to several systems: their commands share a produce
+    request); the first error is raised once they have all ended."""
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return [bool(outcome) for outcome in outcomes]
 
 
 def _vetted(found: list[Identifier], request_id: str, system: str) -> list[Identifier]:

@@ -284,23 +284,23 @@ class RequestStore:
 
     async def secrets(self, request_id: str) -> RequestSecrets:
         row = await self._pool.fetchrow(
-            "SELECT request_id, kind, state, recipient, sealed_identifiers, public_key, wrapped_private_key,"
-            " archive_version, trace_context FROM requests WHERE request_id = $1",
+            f"SELECT {_SECRETS_COLUMNS} FROM requests r WHERE r.request_id = $1", _uuid(request_id)
+        )
+        if row is None:
+            raise NotFound("no such request")
+        return _secrets(row)
+
+    async def collecting(self, request_id: str) -> tuple[RequestSecrets, list[SystemRow]]:
+        """`secrets` and `system_rows` in one statement (one snapshot, one round trip)."""
+        row = await self._pool.fetchrow(
+            f"""SELECT {_SECRETS_COLUMNS}, ARRAY(SELECT s FROM request_systems s WHERE s.request_id = r.request_id
+                                                 ORDER BY s.round, s.system) AS systems
+                FROM requests r WHERE r.request_id = $1""",
             _uuid(request_id),
         )
         if row is None:
             raise NotFound("no such request")
-        return RequestSecrets(
-            request_id=str(row["request_id"]),
-            kind=Kind(row["kind"]),
-            state=RequestState(row["state"]),
-            recipient=row["recipient"],
-            sealed_identifiers=_bytes(row["sealed_identifiers"]),
-            public_key=bytes(row["public_key"]),
-            wrapped_private_key=_bytes(row["wrapped_private_key"]),
-            archive_version=row["archive_version"],
-            trace_context=row["trace_context"],
-        )
+        return _secrets(row), [_system_row(s) for s in row["systems"]]
 
     async def system_rows(self, request_id: str) -> list[SystemRow]:
         rows = await self._pool.fetch(
@@ -976,6 +976,24 @@ def _catalog(value: str | list[dict[str, Any]]) -> tuple[DatasetInfo, ...]:
             fields=tuple(FieldInfo(**f) for f in d["fields"]),
         )
         for d in items
+    )
+
+
+_SECRETS_COLUMNS = """r.request_id, r.kind, r.state, r.recipient, r.sealed_identifiers, r.public_key,
+    r.wrapped_private_key, r.archive_version, r.trace_context"""
+
+
+def _secrets(row: asyncpg.Record) -> RequestSecrets:
+    return RequestSecrets(
+        request_id=str(row["request_id"]),
+        kind=Kind(row["kind"]),
+        state=RequestState(row["state"]),
+        recipient=row["recipient"],
+        sealed_identifiers=_bytes(row["sealed_identifiers"]),
+        public_key=bytes(row["public_key"]),
+        wrapped_private_key=_bytes(row["wrapped_private_key"]),
+        archive_version=row["archive_version"],
+        trace_context=row["trace_context"],
     )
 
 
