@@ -188,7 +188,7 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
                 assemblies.schedule(request_id)
 
         background = [
-            asyncio.create_task(supervise("results", lambda: bus.consume_results(collector.on_result))),
+            asyncio.create_task(supervise("results", lambda: bus.consume_results(collector.take, collector.settle))),
             asyncio.create_task(supervise("heartbeats", lambda: bus.consume_heartbeats(collector.on_heartbeat))),
             asyncio.create_task(run_periodically(TIMEOUT_SWEEP_SECONDS, sweep), name="sweep"),
             asyncio.create_task(run_periodically(settings.purge_interval_seconds, service.purge), name="purge"),

@@ -119,10 +119,13 @@ class ServiceBus:
             await kafka.refresh_metadata(self._producer)  # for the next send, to a topic maybe re-created
             raise BusError(f"could not send to {topic}: {type(error).__name__}") from error
 
-    async def consume_results(self, handle: Callable[[ResultEvent], Awaitable[None]]) -> None:
-        """Feed every result event to `handle`, committing after it returns. Runs until cancelled."""
+    async def consume_results(
+        self, handle: Callable[[ResultEvent], Awaitable[None]], settle: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Feed every result event to `handle`, then `settle` after each batch, committing after it
+        returns. Runs until cancelled."""
         consumer = kafka.consumer(self._settings, self._topics.results, group_id=self._topics.service_group)
-        await self._consume(consumer, lambda record: self._handle_result(record, handle), commit=True)
+        await self._consume(consumer, lambda record: self._handle_result(record, handle), commit=True, settle=settle)
 
     async def consume_heartbeats(self, handle: Callable[[HeartbeatReceived], Awaitable[None]]) -> None:
         """Feed every heartbeat to `handle`. Each replica reads them all (no group). Runs until cancelled."""
@@ -156,14 +159,18 @@ class ServiceBus:
         on_record: Callable[[ConsumerRecord], Awaitable[None]],
         *,
         commit: bool,
+        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Poll and hand records over; commit after each batch when in a group. An error from
-        `on_record` stops the loop uncommitted, so the caller's restart re-delivers the batch."""
+        """Poll and hand records over, `settle` after each batch; commit after it when in a group.
+        An error from `on_record` or `settle` stops the loop uncommitted, so the caller's restart
+        re-delivers the batch."""
         try:
             await consumer.start()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 await _each_key_in_order(batches.values(), on_record)
+                if batches and settle is not None:
+                    await settle()
                 if batches and commit:
                     await self._commit(consumer)
                 await self._report_lag(consumer)

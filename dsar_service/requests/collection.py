@@ -123,6 +123,7 @@ class Collector:
         self._on_collected = on_collected
         self._clock = clock
         self._command_topics: set[str] = set()
+        self._unchecked: set[tuple[str, str]] = set()  # (request, system) of chunks taken, not yet settled
         self._systems: tuple[float, dict[str, SystemInfo]] | None = None
 
     async def known_systems(self) -> dict[str, SystemInfo]:
@@ -316,8 +317,37 @@ class Collector:
             log.warning("request=%s: %s; the attempt is sent again after its silence timeout", request_id, error)
 
     async def on_result(self, event: ResultEvent) -> None:
+        """Take one result event and settle it: a chunk that completes its system completes it now."""
+        await self.take(event)
+        await self.settle()
+
+    async def take(self, event: ResultEvent) -> None:
+        """Take a result event of a batch; `settle` once the batch is taken (the bus does, before it
+        commits). A chunk's completion check waits for `settle`: the chunk and the Completion of an
+        attempt mostly come in one batch, and the Completion's own check then does for both."""
         with self._isolated(event.request_id), log_fields(system=event.system):
             await self._on_result(event)
+
+    async def settle(self) -> None:
+        """Complete the systems whose chunks were taken since the last `settle`, if they are whole.
+
+        The check comes after the chunk is stored, as a Completion's comes after it is noted:
+        whichever of the two is written last sees the other.
+        """
+        unchecked, self._unchecked = self._unchecked, set()
+        by_request: dict[str, list[str]] = {}
+        for request_id, system in sorted(unchecked):
+            by_request.setdefault(request_id, []).append(system)
+
+        async def check(request_id: str, systems: list[str]) -> None:
+            for system in systems:
+                with self._isolated(request_id), log_fields(system=system):
+                    if completed := await self._store.complete_if_whole(request_id, system):
+                        await self._completed(completed)
+                    # A duplicate chunk of a completed attempt changes nothing; should the
+                    # completion's follow-up have failed, the idle-request sweep takes it up.
+
+        await asyncio.gather(*(check(request_id, systems) for request_id, systems in by_request.items()))
 
     async def _on_result(self, event: ResultEvent) -> None:
         match event:
@@ -330,10 +360,7 @@ class Collector:
                     event.record_count,
                     event.sealed_records,
                 )
-                if completed := await self._store.complete_if_whole(event.request_id, event.system):
-                    await self._completed(completed)
-                # A duplicate chunk of a completed attempt changes nothing; should the completion's
-                # follow-up have failed, the idle-request sweep takes it up.
+                self._unchecked.add((event.request_id, event.system))
             case ProgressReported():
                 await self._store.record_progress(
                     event.request_id,
@@ -351,6 +378,7 @@ class Collector:
                     event.chunk_count,
                     event.sealed_discovered or None,
                 )
+                self._unchecked.discard((event.request_id, event.system))  # the check below is after them
                 if completed := await self._store.complete_if_whole(event.request_id, event.system):
                     await self._completed(completed)
                 elif await self._completed_at(event.request_id, event.system, event.attempt):

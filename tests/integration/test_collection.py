@@ -211,6 +211,35 @@ async def test_the_query_is_sealed_to_the_system_and_bound_to_its_place(harness:
         open_sealed(query.sealed_query, CONNECTOR_KEY.private, query_binding(request_id, "policy", 2))
 
 
+async def test_a_batch_completes_a_system_once_its_last_chunk_is_settled(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the bus hands over a batch: events taken in order, then settled before the commit."""
+    request_id = await submit(harness, ["claims", "policy"])
+    query = harness.bus.last(request_id, "policy")
+    checks: list[str] = []
+    check = harness.store.complete_if_whole
+
+    async def counted(request_id: str, system: str) -> object:
+        checks.append(system)
+        return await check(request_id, system)
+
+    monkeypatch.setattr(harness.store, "complete_if_whole", counted)
+    # A chunk and its Completion in one batch: the Completion's check completes the system; the
+    # chunk's is not made.
+    await harness.collector.take(sealed_chunk(query, 0, [("insured_person", "p1", {"person_id": "p1"})]))
+    await harness.collector.take(completion(query, 2))
+    assert checks == ["policy"]
+    # The last chunk after its Completion (another batch): the system completes when settled.
+    await harness.collector.take(sealed_chunk(query, 1, [("insured_person", "p2", {"person_id": "p2"})]))
+    assert states((await harness.service.get(request_id)).systems)["policy"] is not SystemState.COMPLETED
+    assert checks == ["policy"]
+    await harness.collector.settle()
+    assert checks == ["policy", "policy"]
+    view = await harness.service.get(request_id)
+    assert states(view.systems)["policy"] is SystemState.COMPLETED and view.systems[1].records == 2
+
+
 async def test_duplicated_and_out_of_order_chunks_give_each_record_once(harness: Harness) -> None:
     request_id = await submit(harness, ["policy"])
     query = harness.bus.last(request_id, "policy")
