@@ -6,7 +6,12 @@ kinds it searches by (`accepts`) and those it can find for the others (`discover
 
 - A pending system is asked as soon as it accepts a kind already known, unless another open
   system can discover a kind it accepts and that is not known yet: then it waits for that one.
-  Two systems waiting on each other (policy and CRM both find a `person_id`) are both asked.
+  Of two systems waiting on each other, one that discovers every kind the other does, and more,
+  goes first, and the other waits for its answer: policy (person id, e-mail, NIR) before CRM
+  (person id, e-mail). Asked together, CRM was asked again for the person id policy found in
+  17% of ordinary requests (dsar bench), a third round for those; now CRM goes with claims and
+  analytics, in the second round they have anyway. (A subject CRM alone knows, a prospect, waits
+  one round longer.) Two that wait on each other otherwise are both asked.
 - A system that ended with an identifier set that has grown since (a strong identifier it
   accepts was found elsewhere) is asked again, once: `MAX_ROUNDS` bounds the rounds. What a
   system found itself is not new to it, even when another system reported it first.
@@ -59,14 +64,20 @@ def plan_rounds(
             return False
         return bool(set(infos[other].discovers) & (set(infos[name].accepts) - known))
 
+    def covers(other: str, name: str) -> bool:
+        """Whether `other` may find every kind `name` may, and more: then `name` waits for it."""
+        return set(infos[other].discovers) > set(infos[name].discovers)
+
     pending = sorted(name for name, s in systems.items() if s.state is SystemState.PENDING and name in infos)
     dispatch = []
     for name in pending:
         if not accepts_known(name):
             continue
         blockers = [other for other in open_systems if waits_for(name, other)]
-        if all(systems[b].state is SystemState.PENDING and waits_for(b, name) for b in blockers):
-            dispatch.append(name)  # no blocker, or only ones waiting on this one in turn
+        if all(
+            systems[b].state is SystemState.PENDING and waits_for(b, name) and not covers(b, name) for b in blockers
+        ):
+            dispatch.append(name)  # no blocker, or only ones waiting on this one in turn, and not ahead of it
     in_flight = [n for n in open_systems if systems[n].state is not SystemState.PENDING]
     if not dispatch and not in_flight:
         dispatch = [name for name in pending if accepts_known(name)]  # a longer cycle: break it

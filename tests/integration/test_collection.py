@@ -724,7 +724,7 @@ async def test_concurrent_merges_of_discoveries_keep_every_identifier(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before: two merges at once (two replicas, or two results) read, then wrote: one was lost."""
-    await heartbeat(harness, "crm", accepts=("email", "person_id", "visitor_id"), discovers=("person_id", "visitor_id"))
+    await both_asked_at_once(harness)
     request_id = await submit(harness, ["crm", "policy"])
     secrets = harness.store.secrets
 
@@ -747,7 +747,7 @@ async def test_concurrent_merges_of_discoveries_keep_every_identifier(
 async def test_a_system_is_not_asked_again_for_what_it_found_itself(harness: Harness) -> None:
     """Before: CRM reported the person_id first, so policy, which had found the same one, was asked
     again with it and returned the same records (in the benchmark, 1.8 policy attempts a request)."""
-    await heartbeat(harness, "crm", accepts=("email", "person_id", "visitor_id"), discovers=("person_id", "visitor_id"))
+    await both_asked_at_once(harness)
     request_id = await submit(harness, ["crm", "policy"])
     policy, crm = harness.bus.last(request_id, "policy"), harness.bus.last(request_id, "crm")
     person = (bus_pb2.IDENTIFIER_KIND_PERSON_ID, PERSON_ID)
@@ -763,7 +763,7 @@ async def test_a_system_is_not_asked_again_for_what_it_found_itself(harness: Har
 
 
 async def test_a_system_is_asked_again_when_something_it_did_not_find_turns_up(harness: Harness) -> None:
-    await heartbeat(harness, "crm", accepts=("email", "person_id", "visitor_id"), discovers=("person_id", "visitor_id"))
+    await both_asked_at_once(harness)
     request_id = await submit(harness, ["crm", "policy"])
     policy, crm = harness.bus.last(request_id, "policy"), harness.bus.last(request_id, "crm")
     await harness.collector.on_result(completion_with(policy, 0, discovered(policy)))  # policy found nothing
@@ -858,6 +858,13 @@ async def test_the_default_systems_are_those_whose_connector_is_alive(harness: H
     assert retired not in {s.system for s in view.systems} and {"policy", "claims"} <= {s.system for s in view.systems}
     named, created = await harness.service.submit(raw_submission(harness, [retired]))
     assert created and states(named.systems) == {retired: SystemState.DISPATCHED}
+
+
+async def both_asked_at_once(h: Harness) -> None:
+    """Policy and CRM each may find what the other lacks, and neither all the other may: both are
+    asked in the first round."""
+    await heartbeat(h, "policy", discovers=("person_id", "nir"))
+    await heartbeat(h, "crm", accepts=("email", "person_id", "visitor_id"), discovers=("person_id", "visitor_id"))
 
 
 async def heartbeat(

@@ -37,8 +37,23 @@ def plan(states: dict[str, SystemState], identifiers: list[Identifier], rounds: 
 
 def test_systems_that_know_an_identifier_go_first_and_the_others_wait_for_discoveries() -> None:
     first = plan(dict.fromkeys(INFOS, P), [EMAIL])
-    # policy and crm each may find what the other lacks: both are asked; claims and analytics wait
-    assert first == Plan(dispatch=["crm", "policy", "recruitment"], ask_again=[], skip=[])
+    # policy and crm each may find what the other lacks, but policy may find all crm may and more:
+    # policy goes first, crm waits with claims and analytics
+    assert first == Plan(dispatch=["policy", "recruitment"], ask_again=[], skip=[])
+    second = plan({**dict.fromkeys(INFOS, P), "policy": C, "recruitment": C}, [EMAIL, PERSON])
+    assert second.dispatch == ["analytics", "claims", "crm"]
+
+
+def test_two_systems_waiting_on_each_other_are_both_asked_when_neither_covers_the_other() -> None:
+    infos = {
+        "a": info("a", ("email", "nir"), ("person_id",)),
+        "b": info("b", ("email", "person_id"), ("nir",)),
+        "c": info("c", ("email", "person_id", "nir"), ("person_id", "nir")),
+    }
+    both = {name: SystemRound(P, 1, 1) for name in ("a", "b")}
+    assert plan_rounds(both, infos, [EMAIL]).dispatch == ["a", "b"], "each may find what the other lacks"
+    # c may find all that a and b may, and more: it goes first, they wait for its answer
+    assert plan_rounds({**both, "c": SystemRound(P, 1, 1)}, infos, [EMAIL]).dispatch == ["c"]
 
 
 def test_the_others_are_asked_once_a_kind_they_search_by_is_known() -> None:
