@@ -51,6 +51,7 @@ log = logging.getLogger("connectors.runtime")
 _TRACER = tracer("connectors.runtime")
 
 Status: TypeAlias = "bus_pb2.CompletionStatus.ValueType"
+Headers: TypeAlias = list[tuple[str, bytes]]
 
 
 class Producer(Protocol):
@@ -62,23 +63,11 @@ class Producer(Protocol):
     """
 
     async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, *, headers: Headers | None = None
     ) -> Any: ...
 
     async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, *, headers: Headers | None = None
     ) -> Awaitable[Any]: ...
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from connectors.runtime.attempt import Attempt
+from connectors.runtime.attempt import Attempt, Headers
 from connectors.runtime.chunks import MAX_CHUNK_BYTES
 from connectors.runtime.messages import QueryOrder
 from connectors.runtime.sources import Source
@@ -30,28 +30,16 @@ class MemoryProducer:
         self.events: list[bus_pb2.ResultEvent] = []
 
     async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, *, headers: Headers | None = None
     ) -> Any:
         self.events.append(bus_pb2.ResultEvent.FromString(value or b""))
 
     async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, *, headers: Headers | None = None
     ) -> Awaitable[Any]:
         """Keep the event; its delivery is already acknowledged."""
         delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        delivered.set_result(await self.send_and_wait(topic, value, key, partition, timestamp_ms, headers))
+        delivered.set_result(await self.send_and_wait(topic, value, key, headers=headers))
         return delivered
 
 

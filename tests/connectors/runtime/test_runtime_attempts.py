@@ -11,7 +11,7 @@ from typing import Any, Literal
 import orjson
 import pytest
 
-from connectors.runtime.attempt import Attempt
+from connectors.runtime.attempt import Attempt, Headers
 from connectors.runtime.messages import QueryOrder, identifier_to_proto
 from connectors.runtime.retry import RetryPolicy
 from connectors.runtime.worker import ConnectorWorker, RuntimeOptions
@@ -119,13 +119,7 @@ class FakeProducer:
         self.changed = asyncio.Event()
 
     async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, *, headers: Headers | None = None
     ) -> "asyncio.Future[None]":
         message = (topic, value, key, headers)
         self.unacknowledged.append(sum(not d.done() for d in self._deliveries))
@@ -148,15 +142,9 @@ class FakeProducer:
         self.changed.set()
 
     async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, *, headers: Headers | None = None
     ) -> None:
-        await (await self.send(topic, value, key, partition, timestamp_ms, headers))
+        await (await self.send(topic, value, key, headers=headers))
 
     def events(self) -> list[bus_pb2.ResultEvent]:
         return [bus_pb2.ResultEvent.FromString(v or b"") for t, v, _, _ in self.sent if t == TOPICS.results]
