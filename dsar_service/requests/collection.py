@@ -428,8 +428,9 @@ class Collector:
 
         Normalised as the request's own are, the invalid dropped, at most
         `MAX_DISCOVERED_PER_KIND` of a kind; never one that designates someone else (see
-        `_conflicts`). Read-modify-write under the request's row lock: concurrent merges all
-        count. Merging the same discoveries twice changes nothing. Returns whether the request
+        `_conflicts`). A compare-and-set on the identifiers `secrets` holds, or when another merge
+        came first a read-modify-write under the request's row lock: concurrent merges all count.
+        Merging the same discoveries twice changes nothing. Returns whether the request
         changed (its identifiers, or the count of them a system is known to have been asked with).
         """
         row = row or await self._row(request_id, system)

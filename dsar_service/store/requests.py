@@ -1,7 +1,7 @@
 """Queries on requests, their systems, sealed result chunks and archive chunks.
 
-Every change to a request ends with `pg_notify('dsar_requests', request_id)` in the same
-transaction, so that watchers on any replica learn of it (see changes.py).
+Every change to a request ends with `pg_notify('dsar_requests', '<request_id> <state>')` in the
+same transaction (or statement), so that watchers on any replica learn of it (see changes.py).
 """
 
 import asyncio
