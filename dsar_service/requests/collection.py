@@ -15,11 +15,12 @@ redelivered message, or else by the idle-request sweep (`resume_idle_requests`).
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from opentelemetry import trace
 
@@ -410,9 +411,18 @@ class Collector:
         self._metrics.bytes.labels(system).inc(row.bytes)
         if row.started_at and row.ended_at:
             self._metrics.system_seconds.labels(system).observe((row.ended_at - row.started_at).total_seconds())
-        known = await self._store.collecting(row.request_id)
-        changed = await self._merge_discovered(row.request_id, system, row, known[0])
-        await self.advance(row.request_id, None if changed else known)
+        secrets, rows = await self._store.collecting(row.request_id)
+        merged = await self._merge_discovered(row.request_id, system, row, secrets)
+        if merged.sealed_identifiers is not None:
+            secrets = dataclasses.replace(secrets, sealed_identifiers=merged.sealed_identifiers)
+        if merged.queried_count is not None:
+            rows = [
+                dataclasses.replace(r, queried_count=max(r.queried_count, merged.queried_count))
+                if (r.system, r.attempt) == (system, row.attempt)
+                else r
+                for r in rows
+            ]
+        await self.advance(row.request_id, (secrets, rows))
 
     async def _row(self, request_id: str, system: str) -> SystemRow | None:
         return next((r for r in await self._store.system_rows(request_id) if r.system == system), None)
@@ -423,34 +433,34 @@ class Collector:
 
     async def _merge_discovered(
         self, request_id: str, system: str, row: SystemRow | None = None, secrets: RequestSecrets | None = None
-    ) -> bool:
+    ) -> "Merged":
         """Add the strong identifiers a completed system discovered to the request's own.
 
         Normalised as the request's own are, the invalid dropped, at most
         `MAX_DISCOVERED_PER_KIND` of a kind; never one that designates someone else (see
         `_conflicts`). A compare-and-set on the identifiers `secrets` holds, or when another merge
         came first a read-modify-write under the request's row lock: concurrent merges all count.
-        Merging the same discoveries twice changes nothing. Returns whether the request
-        changed (its identifiers, or the count of them a system is known to have been asked with).
+        Merging the same discoveries twice changes nothing. Returns what it wrote (see `Merged`).
         """
         row = row or await self._row(request_id, system)
         if row is None or row.state is not SystemState.COMPLETED or not row.sealed_discovered:
-            return False
+            return Merged()
         secrets = secrets or await self._store.secrets(request_id)
         if secrets.state is not RequestState.COLLECTING or secrets.wrapped_private_key is None:
-            return False
+            return Merged()
         private = self._keys.private_key(request_id, secrets.wrapped_private_key)
         try:
             plain = open_sealed(row.sealed_discovered, private, discovered_binding(request_id, system, row.attempt))
             found = _vetted(decode_discovered(plain, system), request_id, system)
         except (SealError, PayloadError):
             log.warning("discarded unreadable discovered identifiers request=%s system=%s", request_id, system)
-            return False
+            return Merged()
         if not found:
-            return False
+            return Merged()
         added: list[Identifier] = []
         conflicts: list[Identifier] = []
         merged_list: list[Identifier] = []
+        written: list[bytes] = []  # the sealed identifiers of the last `merge`, the ones written
 
         def merge(sealed: bytes) -> bytes | None:
             known = self._keys.open_identifiers(request_id, sealed)
@@ -464,7 +474,8 @@ class Collector:
                 else:
                     added.append(identifier)
             merged_list[:] = [*known, *added]
-            return self._keys.seal_identifiers(request_id, merged_list) if added else None
+            written[:] = [self._keys.seal_identifiers(request_id, merged_list)] if added else []
+            return written[0] if written else None
 
         merged = await self._store.update_identifiers(request_id, merge, secrets.sealed_identifiers)
         queried = await self._count_own_discoveries_as_queried(request_id, row, found, merged_list)
@@ -478,7 +489,7 @@ class Collector:
             )  # fmt: skip
         if merged:
             log.info("request=%s system=%s discovered %d identifier(s)", request_id, system, len(added))
-        return merged or queried
+        return Merged(written[0] if merged else None, len(merged_list) if queried else None)
 
     async def _count_own_discoveries_as_queried(
         self, request_id: str, row: SystemRow, found: list[Identifier], identifiers: list[Identifier]
@@ -533,6 +544,14 @@ async def _all(steps: Iterable[Awaitable[bool]]) -> list[bool]:
         if isinstance(outcome, BaseException):
             raise outcome
     return [bool(outcome) for outcome in outcomes]
+
+
+class Merged(NamedTuple):
+    """What merging a system's discoveries wrote: the request's new sealed identifiers, and the
+    count of them the system's answer now covers (`mark_queried`); None for what it left as is."""
+
+    sealed_identifiers: bytes | None = None
+    queried_count: int | None = None
 
 
 def _vetted(found: list[Identifier], request_id: str, system: str) -> list[Identifier]:
