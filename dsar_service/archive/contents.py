@@ -16,10 +16,24 @@ the subject's data in plaintext on disk; memory stays one record and a few buffe
 
 Records come with their dataset name; a system's datasets must each come in one run. The
 reserved dataset `_redactions` carries notes of other people's data removed (art. 15(4)).
+
+A system can also be written ahead, while others are still being searched: a builder over a
+SectionWriter writes that system alone, `take_part` returns what it wrote and learnt, and the
+archive's builder takes it in its place with `add_part`, giving the same archive as writing the
+system there.
+
+    ahead = ArchiveBuilder(SectionWriter(spool.write), portability=False)
+    ahead.begin_system("claims", declared); …json_record… end_json_pass() …csv_record…
+    part = ahead.take_part(ahead.end_system())
+    later, instead of begin_system … end_system:
+        splicing = builder.add_part(part)
+        for block in spool.blocks(): splicing.write(block)
+        splicing.end()
 """
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -33,9 +47,9 @@ from .page import render_index
 from .report import ArchiveReport, DatasetReport, Redaction
 from .schema import dataset_schema, manifest_schema
 from .shape import DERIVED, DatasetShape
-from .writer import ArchiveDigest, ArchiveWriter
+from .writer import ArchiveDigest, ArchiveWriter, Section, SectionWriter, Splicing
 
-__all__ = ["REDACTIONS_DATASET", "ArchiveBuilder", "ContentError"]
+__all__ = ["REDACTIONS_DATASET", "ArchiveBuilder", "ContentError", "SystemPart"]
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +69,27 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
+@dataclass(frozen=True)
+class SystemPart:
+    """One system written ahead (`ArchiveBuilder.take_part`): its files, and what the archive's
+    builder needs to know of them (`add_part`). The files' bytes travel apart, e.g. sealed."""
+
+    system: str
+    section: Section
+    datasets: tuple[DatasetReport, ...]
+    received: int
+    redactions: tuple[Redaction, ...]
+    not_portable: tuple[str, ...]
+    schemas: Mapping[str, str]
+    exported: frozenset[tuple[str, str]]
+
+
 class ArchiveBuilder:
     """Writes data files, their CSV twins and schemas, then the page, the register extract and the manifest."""
 
     def __init__(
         self,
-        writer: ArchiveWriter,
+        writer: ArchiveWriter | SectionWriter,
         *,
         portability: bool,
         register: Register | None = None,
@@ -75,6 +104,7 @@ class ArchiveBuilder:
         self._not_portable: dict[str, None] = {}
         self._schemas: dict[str, str] = {}
         self._system: str | None = None
+        self._begun: list[str] = []  # the systems begun, in order
         self._declared: dict[str, DatasetInfo] = {}
         self._shapes: dict[str, DatasetShape] = {}
         self._order: list[str] = []
@@ -101,6 +131,7 @@ class ArchiveBuilder:
         if self._system is not None:
             raise RuntimeError("end_system() the previous system first")
         self._system = safe_name(system)
+        self._begun.append(self._system)
         self.received = 0
         self._declared = {d.name: d for d in declared}
         self._shapes, self._order, self._current, self._current_shape = {}, [], None, None
@@ -282,22 +313,64 @@ class ArchiveBuilder:
         """For portability: activities of the searched systems' non-derived data that art. 20 does not cover."""
         return tuple(self._not_portable)
 
+    # --- a system written ahead ----------------------------------------------------------------------
+
+    def take_part(self, datasets: tuple[DatasetReport, ...]) -> SystemPart:
+        """For a builder over a SectionWriter that wrote one system (`datasets`, from end_system):
+        end its section, and return the part for the archive's builder."""
+        writer = self._writer
+        if not isinstance(writer, SectionWriter):
+            raise RuntimeError("take_part() is for a builder over a SectionWriter")
+        if self._system is not None:
+            raise RuntimeError("end_system() first")
+        if len(self._begun) != 1:
+            raise RuntimeError("a part holds one system")
+        return SystemPart(
+            system=self._begun[0],
+            section=writer.finish(),
+            datasets=datasets,
+            received=self.received,
+            redactions=tuple(self._redactions),
+            not_portable=tuple(self._not_portable),
+            schemas=dict(self._schemas),
+            exported=frozenset(self._exported),
+        )
+
+    def add_part(self, part: SystemPart) -> Splicing:
+        """Add a system written ahead, in place of begin_system … end_system (its datasets are
+        `part.datasets`): write the section's bytes into the returned Splicing, then `end` it."""
+        if self._system is not None:
+            raise RuntimeError("end_system() the previous system first")
+        writer = self._writer
+        if not isinstance(writer, ArchiveWriter):
+            raise RuntimeError("add_part() is for the archive's builder")
+        splicing = writer.splice(part.section)
+        self._redactions.extend(part.redactions)
+        self._not_portable.update(dict.fromkeys(part.not_portable))
+        self._schemas.update(part.schemas)
+        self._exported |= part.exported
+        self.received = part.received
+        return splicing
+
     def finish(self, report: ArchiveReport) -> ArchiveDigest:
         """Write index.html, processing.json, the manifest's schema and the manifest; close the archive."""
         if self._system is not None:
             raise RuntimeError("end_system() first")
-        self._writer.add_file("index.html", render_index(report, self.register, self.labels).encode())
-        self._writer.add_file("processing.json", orjson.dumps(self._processing(report), option=_JSON), reuse=True)
-        self._writer.add_file("schemas/manifest.schema.json", _manifest_schema_json(), reuse=True)
+        writer = self._writer
+        if not isinstance(writer, ArchiveWriter):
+            raise RuntimeError("finish() is for the archive's builder; a section ends with take_part()")
+        writer.add_file("index.html", render_index(report, self.register, self.labels).encode())
+        writer.add_file("processing.json", orjson.dumps(self._processing(report), option=_JSON), reuse=True)
+        writer.add_file("schemas/manifest.schema.json", _manifest_schema_json(), reuse=True)
         manifest = build_manifest(
             report,
-            self._writer.files,
+            writer.files,
             schemas=self._schemas,
             register_version=self.register.version,
             labels_version=self.labels.version,
         )
-        self._writer.add_file("manifest.json", orjson.dumps(manifest, option=_JSON))
-        return self._writer.close()
+        writer.add_file("manifest.json", orjson.dumps(manifest, option=_JSON))
+        return writer.close()
 
     def _processing(self, report: ArchiveReport) -> dict[str, Any]:
         """The register, limited to the activities of the exported data (and the handling of this request)."""

@@ -14,6 +14,12 @@ service's async assembler drives it and decides where the sink's pieces go.
 The writer records each file's size and SHA-256 (`files`), so the caller can write
 manifest.json last, listing every other file; `close` returns the size and SHA-256 of the
 ciphertext, as the download API announces them.
+
+A part of the archive can be written ahead, apart: `SectionWriter` has the same file methods
+and hands its plain ZIP bytes to its own sink; `finish` returns a `Section` (its entries and
+files), which `ArchiveWriter.splice` appends where it stands (its bytes written piece by piece,
+then `end`). The archive's
+bytes are the same as if the section's files had been written into it directly.
 """
 
 import hashlib
@@ -23,9 +29,9 @@ from datetime import datetime
 from functools import lru_cache
 
 from ..crypto import AgeEncryptor, Recipient
-from .zipstream import ZipStream
+from .zipstream import ZipSection, ZipSplice, ZipStream
 
-__all__ = ["ArchiveDigest", "ArchiveWriter", "FileEntry"]
+__all__ = ["ArchiveDigest", "ArchiveWriter", "FileEntry", "Section", "SectionWriter", "Splicing"]
 
 _BATCH = 64 * 1024
 
@@ -49,6 +55,19 @@ class ArchiveDigest:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Section:
+    """Files written apart by a SectionWriter, to be spliced into an archive with their bytes."""
+
+    zip: ZipSection
+    files: tuple[FileEntry, ...]
+
+    @property
+    def size(self) -> int:
+        """The section's bytes: what `ArchiveWriter.splice` must be given."""
+        return self.zip.size
+
+
 @lru_cache(maxsize=32)
 def _sha256(data: bytes) -> str:
     """The SHA-256 of a fixed file, kept for the next archive that writes it."""
@@ -68,63 +87,43 @@ class _Stream:
         self.records = 0
 
 
-class ArchiveWriter:
-    """Write an encrypted ZIP archive to `sink`, entry by entry.
+class _FileWriter:
+    """The file methods both writers share; ZIP bytes go to `_take_zip_bytes`, batched to 64 KiB."""
 
-        writer = ArchiveWriter([parse_recipient(text)], sink=chunks.append)
-        writer.open_json_array("data/crm/contacts.json")
-        for record in records:
-            writer.write_json_item(orjson.dumps(record))
-        writer.close_json_array()
-        writer.add_file("manifest.json", manifest_for(writer.files))
-        digest = writer.close()
+    _kind = "archive"
 
-    Calls must come in this order: no other entry while a JSON array is open, nothing after
-    `close` (misuse raises RuntimeError). Paths are unique relative paths with '/' separators
-    (ValueError otherwise). If the sink raises, the archive is incomplete and the writer must
-    be dropped.
-    """
-
-    def __init__(
-        self,
-        recipients: Sequence[Recipient],
-        sink: Callable[[bytes], object],
-        *,
-        compresslevel: int = 6,
-        modified: datetime | None = None,
-    ) -> None:
-        self._encryptor = AgeEncryptor(recipients)
-        self._sink = sink
-        self._digest = hashlib.sha256()
-        self._size = 0
+    def __init__(self, *, compresslevel: int, modified: datetime | None) -> None:
         self._zip_bytes = bytearray()
-        self._zip = ZipStream(self._take_zip_bytes, compresslevel=compresslevel, modified=modified)
+        self._zip = ZipStream(self._collect_zip_bytes, compresslevel=compresslevel, modified=modified)
         self._files: list[FileEntry] = []
         self._array: _Stream | None = None
+        self._splicing: Splicing | None = None
         self._closed = False
+
+    def _collect_zip_bytes(self, data: bytes) -> None:
+        self._zip_bytes += data
+        if len(self._zip_bytes) >= _BATCH:
+            self._pass_on_zip_bytes()
+
+    def _pass_on_zip_bytes(self) -> None:
+        batch, self._zip_bytes = self._zip_bytes, bytearray()
+        self._take_zip_bytes(batch)
+
+    def _take_zip_bytes(self, data: bytearray) -> None:
+        raise NotImplementedError
 
     @property
     def files(self) -> list[FileEntry]:
         """Every file completed so far, in archive order."""
         return list(self._files)
 
-    def _deliver(self, ciphertext: bytes) -> None:
-        if ciphertext:
-            self._digest.update(ciphertext)
-            self._size += len(ciphertext)
-            self._sink(ciphertext)
-
-    def _take_zip_bytes(self, data: bytes) -> None:
-        self._zip_bytes += data
-        if len(self._zip_bytes) >= _BATCH:
-            batch, self._zip_bytes = self._zip_bytes, bytearray()
-            self._deliver(self._encryptor.update(batch))
-
     def _check_idle(self) -> None:
         if self._closed:
-            raise RuntimeError("the archive is closed")
+            raise RuntimeError(f"the {self._kind} is closed")
         if self._array is not None:
             raise RuntimeError("a JSON array is open (or a streamed file): close it first")
+        if self._splicing is not None:
+            raise RuntimeError("a section is being spliced: end() it first")
 
     def _open_array(self) -> _Stream:
         if self._array is None or not self._array.json:
@@ -215,12 +214,115 @@ class ArchiveWriter:
         self._files.append(entry)
         return entry
 
+
+class ArchiveWriter(_FileWriter):
+    """Write an encrypted ZIP archive to `sink`, entry by entry.
+
+        writer = ArchiveWriter([parse_recipient(text)], sink=chunks.append)
+        writer.open_json_array("data/crm/contacts.json")
+        for record in records:
+            writer.write_json_item(orjson.dumps(record))
+        writer.close_json_array()
+        writer.add_file("manifest.json", manifest_for(writer.files))
+        digest = writer.close()
+
+    Calls must come in this order: no other entry while a JSON array is open, nothing after
+    `close` (misuse raises RuntimeError). Paths are unique relative paths with '/' separators
+    (ValueError otherwise). If the sink raises, the archive is incomplete and the writer must
+    be dropped.
+    """
+
+    def __init__(
+        self,
+        recipients: Sequence[Recipient],
+        sink: Callable[[bytes], object],
+        *,
+        compresslevel: int = 6,
+        modified: datetime | None = None,
+    ) -> None:
+        super().__init__(compresslevel=compresslevel, modified=modified)
+        self._encryptor = AgeEncryptor(recipients)
+        self._sink = sink
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    def _take_zip_bytes(self, data: bytearray) -> None:
+        self._deliver(self._encryptor.update(data))
+
+    def _deliver(self, ciphertext: bytes) -> None:
+        if ciphertext:
+            self._digest.update(ciphertext)
+            self._size += len(ciphertext)
+            self._sink(ciphertext)
+
+    def splice(self, section: Section) -> "Splicing":
+        """Begin appending a section written apart: `write` its bytes in order, then `end`."""
+        self._check_idle()
+        taken = {entry.path for entry in self._files}
+        if any(entry.path in taken for entry in section.files):
+            raise ValueError("archive path is already used")
+        self._splicing = Splicing(self, section, self._zip.splice(section.zip))
+        return self._splicing
+
+    def _end_splice(self, splicing: "Splicing") -> None:
+        self._splicing = None
+        self._files.extend(splicing.section.files)
+
     def close(self) -> ArchiveDigest:
         """Write the ZIP central directory, seal the last age chunk; return the ciphertext's digest."""
         self._check_idle()
         self._zip.close()
         self._closed = True
-        batch, self._zip_bytes = self._zip_bytes, bytearray()
-        self._deliver(self._encryptor.update(batch))
+        self._pass_on_zip_bytes()
         self._deliver(self._encryptor.finish())
         return ArchiveDigest(self._size, self._digest.hexdigest())
+
+
+class SectionWriter(_FileWriter):
+    """Files written apart, to be spliced into an ArchiveWriter later (see the module's doc).
+
+    `sink` receives the section's plain ZIP bytes, in order, in pieces of about 64 KiB: it must
+    keep them out of reach (sealed), since they are the archive's plaintext, deflated.
+    """
+
+    _kind = "section"
+
+    def __init__(
+        self,
+        sink: Callable[[bytes | bytearray], object],
+        *,
+        compresslevel: int = 6,
+        modified: datetime | None = None,
+    ) -> None:
+        super().__init__(compresslevel=compresslevel, modified=modified)
+        self._sink = sink
+
+    def _take_zip_bytes(self, data: bytearray) -> None:
+        if data:
+            self._sink(data)
+
+    def finish(self) -> Section:
+        """End the section: every byte has gone to the sink; return its entries and files."""
+        self._check_idle()
+        zip_section = self._zip.end_section()
+        self._closed = True
+        self._pass_on_zip_bytes()
+        return Section(zip_section, tuple(self._files))
+
+
+class Splicing:
+    """A section being appended to an archive (`ArchiveWriter.splice`): its bytes, then `end`."""
+
+    def __init__(self, writer: ArchiveWriter, section: Section, zip_splice: ZipSplice) -> None:
+        self._writer = writer
+        self.section = section
+        self._zip_splice = zip_splice
+
+    def write(self, piece: bytes) -> None:
+        """The section's next bytes (as its sink received them; any cut will do)."""
+        self._zip_splice.write(piece)
+
+    def end(self) -> None:
+        """Check every byte came; the section's files join the archive's."""
+        self._zip_splice.end()
+        self._writer._end_splice(self)

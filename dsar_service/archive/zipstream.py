@@ -13,15 +13,23 @@ or a central directory beyond 4 GiB, get the ZIP64 end records. Everything else 
 
 Memory stays bounded: the compressor's window, and one small record per entry for the
 central directory.
+
+A stream can also be written as a section of another: `end_section` ends it without a central
+directory and returns its entries (`ZipSection`), and `splice` appends such a section to another
+stream (its bytes written piece by piece, then `end`), its entries' offsets moved to where it
+lands. Local headers hold no offset,
+so a section's bytes are the same wherever it lands (ZIP64 depends on sizes there, on offsets
+only in the central directory).
 """
 
+import dataclasses
 import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["ZipStream"]
+__all__ = ["ZipSection", "ZipSplice", "ZipStream"]
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 _DATA_DESCRIPTOR = struct.Struct("<IIII")
@@ -51,6 +59,8 @@ class _Entry:
     flags: int
     method: int
     offset: int
+    time: int
+    date: int
     crc: int = 0
     compressed: int = 0
     size: int = 0
@@ -58,6 +68,14 @@ class _Entry:
     @property
     def zip64(self) -> bool:
         return max(self.size, self.compressed, self.offset) >= _ZIP64_FROM
+
+
+@dataclass(frozen=True)
+class ZipSection:
+    """Entries written by a stream ended with `end_section`: `size` bytes, offsets from its start."""
+
+    entries: tuple[_Entry, ...]
+    size: int
 
 
 def _fit32(value: int) -> int:
@@ -122,6 +140,7 @@ class ZipStream:
         self._entries: list[_Entry] = []
         self._names: set[bytes] = set()
         self._open: _Entry | None = None
+        self._splicing: ZipSplice | None = None
         self._compressor: zlib._Compress | None = None
         self._closed = False
 
@@ -136,15 +155,12 @@ class ZipStream:
             self._write(data)
 
     def _new_entry(self, name: str, flags: int, method: int) -> _Entry:
-        if self._closed:
-            raise RuntimeError("the archive is closed")
-        if self._open is not None:
-            raise RuntimeError("an entry is still open: end() it first")
+        self._check_free()
         encoded = _check_name(name)
         if encoded in self._names:
             raise ValueError("archive path is already used")
         self._names.add(encoded)
-        entry = _Entry(encoded, flags | _FLAG_UTF8, method, self._offset)
+        entry = _Entry(encoded, flags | _FLAG_UTF8, method, self._offset, self._time, self._date)
         self._entries.append(entry)
         return entry
 
@@ -169,8 +185,8 @@ class ZipStream:
                 version,
                 entry.flags,
                 method,
-                self._time,
-                self._date,
+                entry.time,
+                entry.date,
                 entry.crc,
                 *sizes,
                 len(entry.name),
@@ -190,8 +206,8 @@ class ZipStream:
                 _VERSION_DEFLATE,
                 entry.flags,
                 _DEFLATED,
-                self._time,
-                self._date,
+                entry.time,
+                entry.date,
                 0,
                 0,
                 0,
@@ -243,8 +259,8 @@ class ZipStream:
                 version,
                 entry.flags,
                 entry.method,
-                self._time,
-                self._date,
+                entry.time,
+                entry.date,
                 entry.crc,
                 compressed,
                 size,
@@ -260,12 +276,37 @@ class ZipStream:
             + extra
         )
 
-    def close(self) -> None:
-        """Write the central directory and the end records. The stream is complete after this."""
-        if self._open is not None:
-            raise RuntimeError("an entry is still open: end() it first")
+    def end_section(self) -> ZipSection:
+        """End the stream without a central directory: its bytes are a section for `splice`."""
+        self._check_free()
+        self._closed = True
+        return ZipSection(tuple(self._entries), self._offset)
+
+    def splice(self, section: ZipSection) -> "ZipSplice":
+        """Begin appending a section another stream wrote: `write` its bytes in order, then `end`."""
+        self._check_free()
+        names = {entry.name for entry in section.entries}
+        if len(names) != len(section.entries) or names & self._names:
+            raise ValueError("archive path is already used")
+        self._splicing = ZipSplice(self, section, self._offset)
+        return self._splicing
+
+    def _end_splice(self, splice: "ZipSplice") -> None:
+        self._splicing = None
+        self._names |= {entry.name for entry in splice.section.entries}
+        self._entries.extend(
+            dataclasses.replace(entry, offset=entry.offset + splice.start) for entry in splice.section.entries
+        )
+
+    def _check_free(self) -> None:
         if self._closed:
             raise RuntimeError("the archive is closed")
+        if self._open is not None or self._splicing is not None:
+            raise RuntimeError("an entry is still open: end() it first")
+
+    def close(self) -> None:
+        """Write the central directory and the end records. The stream is complete after this."""
+        self._check_free()
         self._closed = True
         start = self._offset
         for entry in self._entries:
@@ -291,3 +332,32 @@ class ZipStream:
         entries = count if count < _ZIP64_ENTRIES_FROM else _SEE_ZIP64_ENTRIES
         self._emit(_END.pack(0x06054B50, 0, 0, entries, entries, _fit32(size), _fit32(start), 0))
         self._entries.clear()
+
+
+class ZipSplice:
+    """A section being appended to a stream (`ZipStream.splice`): its bytes, then `end`."""
+
+    def __init__(self, stream: ZipStream, section: ZipSection, start: int) -> None:
+        self.stream = stream
+        self.section = section
+        self.start = start
+        self._written = 0
+        self._ended = False
+
+    def write(self, piece: bytes) -> None:
+        """The section's next bytes."""
+        if self._ended:
+            raise RuntimeError("the splice has ended")
+        self._written += len(piece)
+        if self._written > self.section.size:
+            raise ValueError(f"the section is {self.section.size} bytes, more were given")
+        self.stream._emit(piece)
+
+    def end(self) -> None:
+        """Check every byte of the section came; its entries join the stream's central directory."""
+        if self._ended:
+            raise RuntimeError("the splice has ended")
+        if self._written != self.section.size:
+            raise ValueError(f"the section is {self.section.size} bytes, {self._written} were given")
+        self._ended = True
+        self.stream._end_splice(self)
