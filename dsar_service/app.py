@@ -26,7 +26,7 @@ from dsar_service.model import RequestState
 from dsar_service.requests.assembly import Assembler
 from dsar_service.requests.collection import Collector, run_periodically
 from dsar_service.requests.service import RequestService
-from dsar_service.store import AuditLog, ChangeFeed, RequestStore, open_pool
+from dsar_service.store import AuditLog, ChangeFeed, RequestStore, SystemRow, open_pool
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,9 @@ class Assemblies:
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_ASSEMBLIES)
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def write_ahead(self, completed: SystemRow) -> None:
+        self._assembler.write_ahead(completed)
+
     def schedule(self, request_id: str) -> None:
         task = asyncio.create_task(self._run(request_id))
         self._tasks.add(task)
@@ -116,6 +119,7 @@ class Assemblies:
             await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE_SECONDS)
         for task in self._tasks:
             task.cancel()
+        self._assembler.drop_parts_ahead()
 
 
 async def supervise(name: str, loop: Callable[[], Awaitable[None]]) -> None:
@@ -152,7 +156,14 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
         bus = await stack.enter_async_context(ServiceBus.connect(settings.kafka, topics, metrics))
         store = RequestStore(pool)
         assemblies = Assemblies(Assembler(store, settings))
-        collector = Collector(store, bus, settings, on_collected=assemblies.schedule, metrics=metrics)
+        collector = Collector(
+            store,
+            bus,
+            settings,
+            on_collected=assemblies.schedule,
+            on_completed_before_others=assemblies.write_ahead,
+            metrics=metrics,
+        )
         service = RequestService(store, collector, changes, AuditLog(pool), settings)
 
         authorizer = Authorizer(access_policy(settings), insecure=settings.insecure)

@@ -10,15 +10,20 @@ and the catalog the connectors announced (their datasets, fields, provenance and
 Once the archive is stored, the request's private key and the sealed chunks are destroyed:
 nothing but the recipient can read what was collected.
 
+A system with a large answer that completes while others are still searched is written ahead
+(`write_ahead`): its part of the archive is written then, into a sealed spool, and the build
+splices it in (see ahead.py). The build writes every other system itself.
+
 A build holds its request by a lease (`assembly_lease_seconds`), renewed as it writes, at most
 every third of the lease; another replica takes over only a build whose lease ran out (its
 process died). A build that finds its claim gone (taken over, or the request cancelled, which
 moves the archive version on) stops and drops what it wrote, without failing the request.
 """
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,14 +36,18 @@ from dsar_service.archive import (
     ArchiveWriter,
     DatasetReport,
     IdentifierReport,
+    SealedSpool,
+    SectionWriter,
+    SpoolError,
     SystemReport,
 )
 from dsar_service.bus import PayloadError, decode_records
 from dsar_service.crypto import parse_recipient
-from dsar_service.model import DatasetInfo, Kind, RequestView, SystemInfo, SystemState
+from dsar_service.model import DatasetInfo, Kind, RequestState, RequestView, SystemInfo, SystemState
+from dsar_service.requests.ahead import PartAhead, PartsAhead
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.store import RequestStore
-from dsar_service.store.requests import LostLease
+from dsar_service.store.requests import LostLease, SystemRow
 
 # Deflate level 1: twice the speed of level 6 for archives about 1.3 times larger (dsar bench, crypto).
 COMPRESS_LEVEL = 1
@@ -49,6 +58,11 @@ ARCHIVE_CHUNK_BYTES = 1024 * 1024
 # Sealed chunks read in one statement, and held for both passes, when the systems' chunks add up
 # to at most this; larger requests stream each system's chunks with a cursor, pass by pass.
 HELD_CHUNKS_BYTES = 4 * 1024 * 1024
+# A completed system is written ahead when its sealed chunks reach this, and others still search:
+# below it, writing the system at the build takes a few milliseconds.
+WRITE_AHEAD_FROM_BYTES = HELD_CHUNKS_BYTES
+# Parts written ahead at once, in one process: they compete for the same core as collection.
+MAX_CONCURRENT_WRITES_AHEAD = 1
 
 
 class AssemblyError(Exception):
@@ -71,6 +85,8 @@ class Assembler:
         self._keys = RequestKeys(settings.require_master_key())
         self._ttl = timedelta(days=settings.archive_ttl_days)
         self._lease_seconds = settings.assembly_lease_seconds
+        self._ahead = PartsAhead()
+        self._ahead_slots = asyncio.Semaphore(MAX_CONCURRENT_WRITES_AHEAD)
 
     async def assemble(self, request_id: str) -> None:
         """Build the archive if the request is ready for it and no other replica is on it."""
@@ -82,10 +98,51 @@ class Assembler:
         except LostLease:
             log.warning("assembly of version %d stopped request=%s: its claim is gone", version, request_id)
             await self._store.discard_archive_version(request_id, version)
-        except (AssemblyError, SealError, PayloadError, ValueError) as error:
+        except (AssemblyError, SealError, SpoolError, PayloadError, ValueError) as error:
             log.error("assembly failed request=%s: %s", request_id, error)
             await self._store.discard_archive_version(request_id, version)
             await self._store.fail_request(request_id, version, f"the archive could not be built: {error}")
+        finally:
+            self._ahead.drop_request(request_id)
+
+    def write_ahead(self, completed: SystemRow) -> None:
+        """Start writing a system's part of the archive now, while other systems still search.
+
+        For a large answer only (`WRITE_AHEAD_FROM_BYTES`): the build will splice the part in
+        instead of writing the system then. Does nothing if the part is already being written."""
+        if completed.state is not SystemState.COMPLETED or completed.bytes < WRITE_AHEAD_FROM_BYTES:
+            return
+        request_id, system, attempt = completed.request_id, completed.system, completed.attempt
+        self._ahead.start((request_id, system, attempt), lambda: self._write_part(request_id, system, attempt))
+
+    def drop_parts_ahead(self) -> None:
+        """Stop the parts being written ahead and drop those written (at shutdown)."""
+        self._ahead.drop_all()
+
+    async def _write_part(self, request_id: str, system: str, attempt: int) -> PartAhead | None:
+        async with self._ahead_slots:
+            secrets = await self._store.secrets(request_id)
+            if secrets.state is not RequestState.COLLECTING or secrets.wrapped_private_key is None:
+                return None
+            started = time.monotonic()
+            private = self._keys.private_key(request_id, secrets.wrapped_private_key)
+            info = next((i for i in await self._store.systems(datetime.now(UTC)) if i.name == system), None)
+            spool = SealedSpool()
+            try:
+                builder = ArchiveBuilder(
+                    SectionWriter(spool.write, compresslevel=COMPRESS_LEVEL),
+                    portability=secrets.kind is Kind.PORTABILITY,
+                )
+                records = self._records(request_id, system, attempt, private, None, _yield_to_others)
+                part = builder.take_part(await _write_system(builder, system, info, records))
+            except BaseException:
+                spool.close()
+                raise
+            log.info(
+                "part written ahead request=%s system=%s bytes=%d seconds=%.2f",
+                request_id, system, spool.size, time.monotonic() - started,
+            )  # fmt: skip
+            return PartAhead(part, spool)
 
     async def _build(self, request_id: str, version: int) -> None:
         started = time.monotonic()
@@ -117,29 +174,18 @@ class Assembler:
                 await self._store.renew_assembly(request_id, version, self._lease_seconds)
                 renewed = time.monotonic()
 
-        async def records(system: str, attempt: int) -> AsyncIterator[tuple[str, bytes]]:
-            """The system's records, in the order sent; the archive is flushed after each chunk."""
-            chunk_sequence = 0
-            async for sealed in _each(held[system]) if held else self._store.iter_chunks(request_id, system, attempt):
-                binding = chunk_binding(request_id, system, attempt, chunk_sequence)
-                chunk_sequence += 1
-                for record in decode_records(open_sealed(sealed, private, binding)):
-                    yield record.dataset, record.fields_json
-                await flush()
-
         systems: list[SystemReport] = []
         for progress in view.systems:
             info = catalog.get(progress.system)
             exported: tuple[DatasetReport, ...] = ()
             if progress.state is SystemState.COMPLETED:
                 attempt = attempts[progress.system]
-                builder.begin_system(progress.system, _declared(info))
-                async for dataset, fields_json in records(progress.system, attempt):
-                    builder.json_record(dataset, fields_json)
-                builder.end_json_pass()
-                async for dataset, fields_json in records(progress.system, attempt):
-                    builder.csv_record(dataset, fields_json)
-                exported = builder.end_system()
+                ahead = await self._ahead.take((request_id, progress.system, attempt))
+                if ahead is not None:
+                    exported = await _splice(builder, ahead, flush)
+                else:
+                    records = self._records(request_id, progress.system, attempt, private, held, flush)
+                    exported = await _write_system(builder, progress.system, info, records)
                 await flush()
             systems.append(
                 SystemReport(
@@ -166,16 +212,78 @@ class Assembler:
     async def _held_chunks(
         self, request_id: str, view: RequestView, attempts: dict[str, int]
     ) -> dict[str, list[bytes]] | None:
-        """Every completed system's sealed chunks, when they are few enough to hold; else None."""
-        sealed_bytes = sum(p.bytes for p in view.systems if p.system in attempts)
+        """The sealed chunks of every completed system the build writes itself (not written
+        ahead), when they are few enough to hold; else None."""
+        own = {s: a for s, a in attempts.items() if (request_id, s, a) not in self._ahead}
+        sealed_bytes = sum(p.bytes for p in view.systems if p.system in own)
         if sealed_bytes > HELD_CHUNKS_BYTES:
             return None
-        return await self._store.chunks_of(request_id, attempts)
+        return await self._store.chunks_of(request_id, own)
+
+    def _records(
+        self,
+        request_id: str,
+        system: str,
+        attempt: int,
+        private: bytes,
+        held: dict[str, list[bytes]] | None,
+        after_chunk: Callable[[], Awaitable[None]],
+    ) -> Callable[[], AsyncIterator[tuple[str, bytes]]]:
+        """A reader of the system's records, in the order sent (each call reads them again from
+        `held` or the database); `after_chunk` is awaited after each chunk."""
+
+        async def records() -> AsyncIterator[tuple[str, bytes]]:
+            chunk_sequence = 0
+            chunks = _each(held[system]) if held and system in held else None
+            async for sealed in chunks or self._store.iter_chunks(request_id, system, attempt):
+                binding = chunk_binding(request_id, system, attempt, chunk_sequence)
+                chunk_sequence += 1
+                for record in decode_records(open_sealed(sealed, private, binding)):
+                    yield record.dataset, record.fields_json
+                await after_chunk()
+
+        return records
 
 
 async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk
+
+
+async def _write_system(
+    builder: ArchiveBuilder,
+    system: str,
+    info: SystemInfo | None,
+    records: Callable[[], AsyncIterator[tuple[str, bytes]]],
+) -> tuple[DatasetReport, ...]:
+    """Write a completed system's files: its JSON, then the CSV twins from a second reading."""
+    builder.begin_system(system, _declared(info))
+    async for dataset, fields_json in records():
+        builder.json_record(dataset, fields_json)
+    builder.end_json_pass()
+    async for dataset, fields_json in records():
+        builder.csv_record(dataset, fields_json)
+    return builder.end_system()
+
+
+async def _splice(
+    builder: ArchiveBuilder, ahead: PartAhead, after_block: Callable[[], Awaitable[None]]
+) -> tuple[DatasetReport, ...]:
+    """Splice a part written ahead into the archive, block by block; its spool is closed after."""
+    try:
+        splicing = builder.add_part(ahead.part)
+        for block in ahead.spool.blocks():
+            splicing.write(block)
+            await after_block()
+        splicing.end()
+    finally:
+        ahead.spool.close()
+    return ahead.part.datasets
+
+
+async def _yield_to_others() -> None:
+    """Between chunks of a part written ahead: let the results being collected go first."""
+    await asyncio.sleep(0)
 
 
 def _declared(info: SystemInfo | None) -> tuple[DatasetInfo, ...]:

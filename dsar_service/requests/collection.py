@@ -111,9 +111,12 @@ class Collector:
         bus: CommandBus,
         settings: Settings,
         on_collected: Callable[[str], None],
+        on_completed_before_others: Callable[[SystemRow], None] | None = None,
         metrics: Metrics | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        """`on_completed_before_others(row)`: a system completed while other systems of its
+        request are still at work (the assembler may write its part of the archive now)."""
         self._metrics = metrics or Metrics()
         self._store = store
         self._bus = bus
@@ -122,6 +125,7 @@ class Collector:
         self._attempt_deadline = max(timedelta(seconds=settings.attempt_deadline_seconds), self._timeout)
         self._max_attempts = settings.max_attempts
         self._on_collected = on_collected
+        self._on_completed_before_others = on_completed_before_others
         self._clock = clock
         self._command_topics: set[str] = set()
         self._unchecked: set[tuple[str, str]] = set()  # (request, system) of chunks taken, not yet settled
@@ -412,6 +416,8 @@ class Collector:
         if row.started_at and row.ended_at:
             self._metrics.system_seconds.labels(system).observe((row.ended_at - row.started_at).total_seconds())
         secrets, rows = await self._store.collecting(row.request_id)
+        if self._on_completed_before_others and any(not r.state.ended for r in rows):
+            self._on_completed_before_others(row)
         merged = await self._merge_discovered(row.request_id, system, row, secrets)
         if merged.sealed_identifiers is not None:
             secrets = dataclasses.replace(secrets, sealed_identifiers=merged.sealed_identifiers)

@@ -1,0 +1,423 @@
+"""Writing a system's part of the archive ahead, against the real service database.
+
+A system that completes while others of its request are still at work has its part of the
+archive written at once (Collector's `on_completed_before_others` -> Assembler.write_ahead); the
+build splices that part in instead of reading the system's chunks again. Checked here:
+
+- the part is used: the build reads only the other system's chunks, and the archive is the one
+  built without writing ahead (same files, same data, same CSV, hashes that verify);
+- a part of attempt 1 is not used once the system was asked again: the archive holds attempt 2;
+- a part whose write fails gives no part: the build writes the system itself and fails the
+  request with its usual error;
+- a system that completes last, or whose answer is below WRITE_AHEAD_FROM_BYTES, is not written
+  ahead.
+
+The connector's side is played by the test, as in test_collection.py, whose helpers are reused.
+Which task reads a system's sealed chunks tells the build (the test's own task, awaiting
+`assemble`) from a write ahead (a task of its own).
+"""
+
+import asyncio
+import io
+import json
+import logging
+import secrets
+import zipfile
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+import asyncpg
+import pyrage
+import pytest
+
+from dsar_common.settings import Settings
+from dsar_service.archive import verify_zip
+from dsar_service.bus import ChunkReceived
+from dsar_service.model import RequestState, SystemState
+from dsar_service.requests import assembly
+from dsar_service.requests.ahead import PartAhead, PartKey
+from dsar_service.requests.assembly import Assembler
+from dsar_service.requests.collection import Collector
+from dsar_service.requests.service import RequestService
+from dsar_service.store import AuditLog, ChangeFeed, RequestStore, SystemRow, open_pool
+from tests.integration.test_collection import (
+    PERSON_ID,
+    Clock,
+    Harness,
+    RecordingBus,
+    SentQuery,
+    completion,
+    heartbeat,
+    sealed_chunk,
+    states,
+    submit,
+)
+from tests.support.servers import database_url
+
+Record = tuple[str, str, dict[str, object]]  # (dataset, key, fields), as sealed_chunk takes them
+
+
+def payments(first: int, count: int) -> list[Record]:
+    """Premium payments, each with a kilobyte of text that deflates poorly."""
+    return [
+        ("premium_payment", f"pay{n}", {"payment_id": n, "amount": n * 1.5, "note": secrets.token_hex(512)})
+        for n in range(first, first + count)
+    ]
+
+
+# Policy's answer in the first test: three chunks, two datasets, about 1.2 MB of text, so that
+# its part spans more than one block of its spool.
+LARGE_POLICY_ANSWER: list[list[Record]] = [
+    [("insured_person", "p1", {"person_id": PERSON_ID, "first_name": "Jean", "last_name": "Dupont-Émile"})],
+    payments(0, 600),
+    payments(600, 600),
+]
+CLAIMS_ANSWER: list[list[Record]] = [
+    [("claim", f"c{n}", {"claim_id": f"c{n}", "status": "open", "amount": 100 + n}) for n in range(3)]
+]
+ATTEMPT_1_ANSWER: list[list[Record]] = [[("insured_person", "old", {"person_id": "old", "first_name": "Jean"})]]
+ATTEMPT_2_ANSWER: list[list[Record]] = [
+    [("insured_person", "new", {"person_id": "new", "first_name": "Jean"})],
+    [("premium_payment", "pay9", {"payment_id": 9})],
+]
+SMALL_ANSWER: list[list[Record]] = [[("insured_person", "p1", {"person_id": PERSON_ID})]]
+
+
+@dataclass
+class AheadHarness(Harness):
+    """test_collection's harness, with a collector that writes ahead, noting the systems it writes."""
+
+    completed_before_others: list[PartKey] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+async def write_ahead_database(settings: Settings) -> AsyncIterator[str]:
+    """A service database of this module's own (its connectors' keys are the test's), dropped at the end."""
+    name = f"dsar_write_ahead_{secrets.token_hex(4)}"
+    yield database_url(settings.database_url, name)
+    connection = await asyncpg.connect(database_url(settings.database_url, "postgres"))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def h(settings: Settings, write_ahead_database: str) -> AsyncIterator[AheadHarness]:
+    """Policy (which discovers person ids) and claims; both are asked at once for a subject whose
+    person id is known. Write-ahead threshold: the production one, unless a test lowers it."""
+    settings = settings.with_values(
+        database_url=write_ahead_database,
+        system_timeout_seconds=30.0,
+        max_attempts=3,
+        subject_requests_per_day=10_000,
+    )
+    async with open_pool(settings.database_url) as pool, ChangeFeed.listening(settings.database_url) as changes:
+        store, bus, clock = RequestStore(pool), RecordingBus(), Clock()
+        assembler = Assembler(store, settings)
+        collected: list[str] = []
+        early: list[PartKey] = []
+
+        def completed_before_others(row: SystemRow) -> None:
+            early.append((row.request_id, row.system, row.attempt))
+            assembler.write_ahead(row)
+
+        collector = Collector(
+            store,
+            bus,
+            settings,
+            on_collected=collected.append,
+            on_completed_before_others=completed_before_others,
+            clock=clock,
+        )
+        service = RequestService(store, collector, changes, AuditLog(pool), settings, clock=clock)
+        harness = AheadHarness(
+            settings, changes, store, bus, collector, service, assembler, clock, collected,
+            pyrage.x25519.Identity.generate(), pool, early,
+        )  # fmt: skip
+        await heartbeat(harness, "policy", discovers=("person_id",))
+        await heartbeat(harness, "claims")
+        yield harness
+
+
+# Helpers ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChunkReads:
+    """Sealed chunks read, as (request, system, attempt): by the build, and by writes ahead."""
+
+    by_build: list[PartKey] = field(default_factory=list)
+    ahead: list[PartKey] = field(default_factory=list)
+
+    def of(self, request_id: str) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """(by the build, ahead) for one request, as (system, attempt)."""
+        return (
+            [(s, a) for r, s, a in self.by_build if r == request_id],
+            [(s, a) for r, s, a in self.ahead if r == request_id],
+        )
+
+
+def count_chunk_reads(h: AheadHarness, monkeypatch: pytest.MonkeyPatch) -> ChunkReads:
+    """Wrap RequestStore.iter_chunks and chunks_of; a read from the calling task (the test, which
+    awaits `assemble` itself) is the build's, any other is a write ahead's."""
+    reads = ChunkReads()
+    build_task = asyncio.current_task()
+    iter_chunks, chunks_of = h.store.iter_chunks, h.store.chunks_of
+
+    def note(request_id: str, system: str, attempt: int) -> None:
+        by_build = asyncio.current_task() is build_task
+        (reads.by_build if by_build else reads.ahead).append((request_id, system, attempt))
+
+    async def counted_iter_chunks(request_id: str, system: str, attempt: int) -> AsyncIterator[bytes]:
+        note(request_id, system, attempt)
+        async for chunk in iter_chunks(request_id, system, attempt):
+            yield chunk
+
+    async def counted_chunks_of(request_id: str, attempts: Mapping[str, int]) -> dict[str, list[bytes]]:
+        for system, attempt in attempts.items():
+            note(request_id, system, attempt)
+        return await chunks_of(request_id, attempts)
+
+    monkeypatch.setattr(h.store, "iter_chunks", counted_iter_chunks)
+    monkeypatch.setattr(h.store, "chunks_of", counted_chunks_of)
+    return reads
+
+
+def record_writes_ahead(h: AheadHarness, monkeypatch: pytest.MonkeyPatch) -> dict[PartKey, str]:
+    """Wrap Assembler._write_part: how each write ahead ended ("part", "none", or the error's type)."""
+    outcomes: dict[PartKey, str] = {}
+    write_part = h.assembler._write_part
+
+    async def recorded(request_id: str, system: str, attempt: int) -> PartAhead | None:
+        key = (request_id, system, attempt)
+        try:
+            part = await write_part(request_id, system, attempt)
+        except Exception as error:
+            outcomes[key] = type(error).__name__
+            raise
+        outcomes[key] = "none" if part is None else "part"
+        return part
+
+    monkeypatch.setattr(h.assembler, "_write_part", recorded)
+    return outcomes
+
+
+def write_ahead_from(monkeypatch: pytest.MonkeyPatch, threshold: int) -> None:
+    """Write ahead the systems whose sealed chunks reach `threshold` bytes."""
+    monkeypatch.setattr(assembly, "WRITE_AHEAD_FROM_BYTES", threshold)
+
+
+def sealed_answer(query: SentQuery, answer: list[list[Record]]) -> list[ChunkReceived]:
+    return [sealed_chunk(query, sequence, records) for sequence, records in enumerate(answer)]
+
+
+async def deliver(h: AheadHarness, query: SentQuery, chunks: list[ChunkReceived]) -> None:
+    """The connector's answer to `query`: its chunks, then its completion."""
+    for chunk in chunks:
+        await h.collector.on_result(chunk)
+    await h.collector.on_result(completion(query, len(chunks)))
+
+
+async def answer(h: AheadHarness, request_id: str, system: str, records: list[list[Record]]) -> SentQuery:
+    """The system answers its last query with `records`, in chunks, and completes."""
+    query = h.bus.last(request_id, system)
+    await deliver(h, query, sealed_answer(query, records))
+    return query
+
+
+async def submit_asking_both(h: AheadHarness) -> str:
+    """A request to policy and claims, with the subject's person id known: both are asked at once."""
+    request_id = await submit(h, ["claims", "policy"], person_ids=[PERSON_ID])
+    assert states((await h.service.get(request_id)).systems) == {
+        "claims": SystemState.DISPATCHED,
+        "policy": SystemState.DISPATCHED,
+    }
+    return request_id
+
+
+async def built_archive(h: AheadHarness, request_id: str) -> bytes:
+    """Assemble the request; the decrypted ZIP of its archive, which must be READY."""
+    await h.assembler.assemble(request_id)
+    view = await h.service.get(request_id)
+    assert view.state is RequestState.READY, view.error
+    download = await h.service.download(request_id)
+    encrypted = b"".join([chunk async for chunk in download.chunks])
+    return bytes(pyrage.decrypt(encrypted, [h.identity]))
+
+
+def zip_names(archive: bytes) -> set[str]:
+    with zipfile.ZipFile(io.BytesIO(archive)) as files:
+        return set(files.namelist())
+
+
+def data_and_schemas(archive: bytes) -> dict[str, object]:
+    """The archive's data files (JSON parsed, CSV as text) and schemas, by path."""
+    found: dict[str, object] = {}
+    with zipfile.ZipFile(io.BytesIO(archive)) as files:
+        for name in files.namelist():
+            if name.startswith(("data/", "schemas/")):
+                raw = files.read(name)
+                found[name] = raw.decode("utf-8") if name.endswith(".csv") else json.loads(raw)
+    return found
+
+
+def manifest_entries(archive: bytes, prefix: str) -> list[dict[str, object]]:
+    """The manifest's entries (path, size, SHA-256…) of the files under `prefix`."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as files:
+        manifest = json.loads(files.read("manifest.json"))
+    return [entry for entry in manifest["files"] if str(entry["path"]).startswith(prefix)]
+
+
+def json_file(archive: bytes, path: str) -> object:
+    with zipfile.ZipFile(io.BytesIO(archive)) as files:
+        return json.loads(files.read(path))
+
+
+def data_files(archive: bytes) -> set[str]:
+    return {name for name in zip_names(archive) if name.startswith("data/")}
+
+
+# Tests ------------------------------------------------------------------------------------------
+
+
+async def test_a_system_completed_before_the_others_is_spliced_and_the_archive_is_the_same(
+    h: AheadHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = count_chunk_reads(h, monkeypatch)
+    writes = record_writes_ahead(h, monkeypatch)
+
+    write_ahead_from(monkeypatch, 1)
+    ahead_id = await submit_asking_both(h)
+    await answer(h, ahead_id, "policy", LARGE_POLICY_ANSWER)
+    assert h.completed_before_others == [(ahead_id, "policy", 1)], "claims is still at work"
+    await answer(h, ahead_id, "claims", CLAIMS_ANSWER)
+    assert h.collected == [ahead_id]
+    ahead = await built_archive(h, ahead_id)
+    assert writes == {(ahead_id, "policy", 1): "part"}
+    assert reads.of(ahead_id) == (
+        [("claims", 1)],  # the build read claims (both passes from chunks held), never policy
+        [("policy", 1), ("policy", 1)],  # the write ahead read policy: once for JSON, once for CSV
+    )
+
+    write_ahead_from(monkeypatch, 10**12)  # the same answers, written by the build
+    inline_id = await submit_asking_both(h)
+    await answer(h, inline_id, "policy", LARGE_POLICY_ANSWER)
+    await answer(h, inline_id, "claims", CLAIMS_ANSWER)
+    inline = await built_archive(h, inline_id)
+    assert reads.of(inline_id) == ([("claims", 1), ("policy", 1)], [])
+    assert len(writes) == 1
+
+    assert zip_names(ahead) == zip_names(inline)
+    assert data_files(ahead) == {
+        f"data/{path}.{ext}"
+        for path in ("policy/insured_person", "policy/premium_payment", "claims/claim")
+        for ext in ("json", "csv")
+    }
+    assert data_and_schemas(ahead) == data_and_schemas(inline)
+    assert manifest_entries(ahead, "data/") == manifest_entries(inline, "data/"), "same sizes and SHA-256"
+    payments = json_file(ahead, "data/policy/premium_payment.json")
+    assert isinstance(payments, list) and [p["payment_id"] for p in payments] == list(range(1200))
+    for archive in (ahead, inline):
+        report = verify_zip(archive)
+        assert report.problems == [] and report.records == 1 + 1200 + 3
+
+
+async def test_a_part_of_an_earlier_attempt_is_not_used(h: AheadHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Policy's attempt 1 is written ahead; policy is asked again, and its attempt 2 completes
+    last: the build writes attempt 2 itself, and drops attempt 1's part."""
+    reads = count_chunk_reads(h, monkeypatch)
+    writes = record_writes_ahead(h, monkeypatch)
+    write_ahead_from(monkeypatch, 1)
+    request_id = await submit_asking_both(h)
+    await answer(h, request_id, "policy", ATTEMPT_1_ANSWER)
+    await h.service.retry_system(request_id, "policy")
+    assert h.bus.last(request_id, "policy").attempt == 2
+    await answer(h, request_id, "claims", CLAIMS_ANSWER)
+    await answer(h, request_id, "policy", ATTEMPT_2_ANSWER)
+    assert h.completed_before_others == [(request_id, "policy", 1), (request_id, "claims", 1)]
+    stale = (request_id, "policy", 1)
+    assert stale in h.assembler._ahead
+
+    archive = await built_archive(h, request_id)
+    assert writes == {stale: "part", (request_id, "claims", 1): "part"}
+    by_build, _ = reads.of(request_id)
+    assert by_build == [("policy", 2)], "claims was spliced; policy's attempt 2 read by the build"
+    assert stale not in h.assembler._ahead, "the unused part is dropped after the build"
+    assert json_file(archive, "data/policy/insured_person.json") == [{"person_id": "new", "first_name": "Jean"}]
+    assert json_file(archive, "data/policy/premium_payment.json") == [{"payment_id": 9}]
+    assert json_file(archive, "data/claims/claim.json") == [
+        {"claim_id": f"c{n}", "status": "open", "status_label": None, "amount": 100 + n} for n in range(3)
+    ]  # status_label: the archive puts the code in words, when it knows the code
+    assert verify_zip(archive).problems == []
+
+
+async def test_a_part_whose_write_fails_gives_none_and_the_build_fails_as_usual(
+    h: AheadHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dsar_service")
+    reads = count_chunk_reads(h, monkeypatch)
+    writes = record_writes_ahead(h, monkeypatch)
+    write_ahead_from(monkeypatch, 1)
+    request_id = await submit_asking_both(h)
+    policy = h.bus.last(request_id, "policy")
+    sealed_for_sequence_1 = sealed_chunk(policy, 1, SMALL_ANSWER[0]).sealed_records
+    await deliver(h, policy, [ChunkReceived(request_id, "policy", 1, 0, 1, sealed_for_sequence_1)])
+    assert h.completed_before_others == [(request_id, "policy", 1)]
+    await answer(h, request_id, "claims", CLAIMS_ANSWER)
+
+    await h.assembler.assemble(request_id)  # does not raise
+    view = await h.service.get(request_id)
+    assert view.state is RequestState.FAILED and "could not be built" in view.error
+    assert writes == {(request_id, "policy", 1): "SealError"}
+    assert "a part written ahead failed (SealError); the build will write it" in caplog.messages
+    by_build, _ = reads.of(request_id)
+    assert ("policy", 1) in by_build, "no part: the build read policy's chunks itself"
+    assert (request_id, "policy", 1) not in h.assembler._ahead
+
+
+async def test_a_system_that_completes_last_is_not_written_ahead(
+    h: AheadHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes = record_writes_ahead(h, monkeypatch)
+    write_ahead_from(monkeypatch, 1)
+    alone_id = await submit(h, ["policy"], person_ids=[PERSON_ID])
+    await answer(h, alone_id, "policy", SMALL_ANSWER)
+    assert h.completed_before_others == [] and h.collected == [alone_id]
+
+    both_id = await submit_asking_both(h)
+    await answer(h, both_id, "policy", SMALL_ANSWER)
+    await answer(h, both_id, "claims", CLAIMS_ANSWER)
+    assert h.completed_before_others == [(both_id, "policy", 1)], "claims, last, is not written ahead"
+    assert h.collected == [alone_id, both_id]
+    for request_id in (alone_id, both_id):
+        assert verify_zip(await built_archive(h, request_id)).problems == []
+    assert writes == {(both_id, "policy", 1): "part"}
+
+
+async def test_a_system_below_the_threshold_is_not_written_ahead(
+    h: AheadHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Policy's sealed chunks one byte below WRITE_AHEAD_FROM_BYTES: no part; exactly at it: a part."""
+    reads = count_chunk_reads(h, monkeypatch)
+    writes = record_writes_ahead(h, monkeypatch)
+    outcomes: dict[str, list[PartKey]] = {}
+    for case, margin in (("below", 1), ("at", 0)):
+        request_id = await submit_asking_both(h)
+        policy = h.bus.last(request_id, "policy")
+        chunks = sealed_answer(policy, SMALL_ANSWER)
+        write_ahead_from(monkeypatch, sum(len(c.sealed_records) for c in chunks) + margin)
+        await deliver(h, policy, chunks)
+        await answer(h, request_id, "claims", CLAIMS_ANSWER)
+        row = next(s for s in (await h.service.get(request_id)).systems if s.system == "policy")
+        assert row.bytes == assembly.WRITE_AHEAD_FROM_BYTES - margin
+        archive = await built_archive(h, request_id)
+        assert json_file(archive, "data/policy/insured_person.json") == [{"person_id": PERSON_ID}]
+        outcomes[case] = [key for key in writes if key[0] == request_id]
+        by_build, ahead = reads.of(request_id)
+        if case == "below":
+            assert (by_build, ahead) == ([("claims", 1), ("policy", 1)], []), "the build wrote policy"
+        else:
+            assert (by_build, ahead) == ([("claims", 1)], [("policy", 1), ("policy", 1)])
+    assert len(h.completed_before_others) == 2, "the collector offered policy both times"
+    assert [len(keys) for keys in outcomes.values()] == [0, 1]
