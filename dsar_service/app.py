@@ -24,6 +24,7 @@ from dsar_service.bus import ServiceBus
 from dsar_service.metrics import Metrics, serve_metrics
 from dsar_service.model import RequestState
 from dsar_service.requests.assembly import Assembler
+from dsar_service.requests.catalog import SystemCatalog
 from dsar_service.requests.collection import Collector, run_periodically
 from dsar_service.requests.service import RequestService
 from dsar_service.store import AuditLog, ChangeFeed, RequestStore, SystemRow, open_pool
@@ -155,7 +156,8 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
             log.info("metrics on http://%s:%d/metrics", settings.metrics_listen.rpartition(":")[0], metrics_port)
         bus = await stack.enter_async_context(ServiceBus.connect(settings.kafka, topics, metrics))
         store = RequestStore(pool)
-        assemblies = Assemblies(Assembler(store, settings))
+        catalog = SystemCatalog(store)
+        assemblies = Assemblies(Assembler(store, settings, catalog))
         collector = Collector(
             store,
             bus,
@@ -163,6 +165,7 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
             on_collected=assemblies.schedule,
             on_completed_before_others=assemblies.write_ahead,
             metrics=metrics,
+            catalog=catalog,
         )
         service = RequestService(store, collector, changes, AuditLog(pool), settings)
 

@@ -45,6 +45,7 @@ from dsar_service.bus import PayloadError, decode_records
 from dsar_service.crypto import parse_recipient
 from dsar_service.model import DatasetInfo, Kind, RequestState, RequestView, SystemInfo, SystemState
 from dsar_service.requests.ahead import PartAhead, PartsAhead
+from dsar_service.requests.catalog import SystemCatalog
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.store import RequestStore
 from dsar_service.store.requests import LostLease, SystemRow
@@ -80,8 +81,9 @@ class _ChunkSink:
 
 
 class Assembler:
-    def __init__(self, store: RequestStore, settings: Settings) -> None:
+    def __init__(self, store: RequestStore, settings: Settings, catalog: SystemCatalog | None = None) -> None:
         self._store = store
+        self._catalog = catalog or SystemCatalog(store)
         self._keys = RequestKeys(settings.require_master_key())
         self._ttl = timedelta(days=settings.archive_ttl_days)
         self._lease_seconds = settings.assembly_lease_seconds
@@ -126,7 +128,7 @@ class Assembler:
                 return None
             started = time.monotonic()
             private = self._keys.private_key(request_id, secrets.wrapped_private_key)
-            info = next((i for i in await self._store.systems(datetime.now(UTC)) if i.name == system), None)
+            info = (await self._catalog.systems()).get(system)
             spool = SealedSpool()
             try:
                 builder = ArchiveBuilder(
@@ -152,7 +154,7 @@ class Assembler:
         private = self._keys.private_key(request_id, secrets.wrapped_private_key)
         identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
         view = await self._store.get(request_id)
-        catalog = {info.name: info for info in await self._store.systems(datetime.now(UTC))}
+        catalog = await self._catalog.systems()
         attempts = {p.system: p.attempts for p in view.systems if p.state is SystemState.COMPLETED}
         held = await self._held_chunks(request_id, view, attempts)
 
@@ -230,24 +232,31 @@ class Assembler:
         after_chunk: Callable[[], Awaitable[None]],
     ) -> Callable[[], AsyncIterator[tuple[str, bytes]]]:
         """A reader of the system's records, in the order sent (each call reads them again from
-        `held` or the database); `after_chunk` is awaited after each chunk."""
+        the database; chunks `held` are opened once); `after_chunk` is awaited after each chunk."""
+        opened: list[list[tuple[str, bytes]]] | None = None  # held chunks, opened once for both passes
+
+        def open_chunk(sealed: bytes, chunk_sequence: int) -> list[tuple[str, bytes]]:
+            plain = open_sealed(sealed, private, chunk_binding(request_id, system, attempt, chunk_sequence))
+            return [(record.dataset, record.fields_json) for record in decode_records(plain)]
 
         async def records() -> AsyncIterator[tuple[str, bytes]]:
+            nonlocal opened
+            if held is not None and system in held:
+                if opened is None:
+                    opened = [open_chunk(sealed, sequence) for sequence, sealed in enumerate(held[system])]
+                for chunk in opened:
+                    for record in chunk:
+                        yield record
+                    await after_chunk()
+                return
             chunk_sequence = 0
-            chunks = _each(held[system]) if held and system in held else None
-            async for sealed in chunks or self._store.iter_chunks(request_id, system, attempt):
-                binding = chunk_binding(request_id, system, attempt, chunk_sequence)
+            async for sealed in self._store.iter_chunks(request_id, system, attempt):
+                for record in open_chunk(sealed, chunk_sequence):
+                    yield record
                 chunk_sequence += 1
-                for record in decode_records(open_sealed(sealed, private, binding)):
-                    yield record.dataset, record.fields_json
                 await after_chunk()
 
         return records
-
-
-async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk
 
 
 async def _write_system(

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
@@ -44,6 +43,7 @@ from dsar_service.crypto import UnwrapError
 from dsar_service.errors import NotFound
 from dsar_service.metrics import Metrics
 from dsar_service.model import RequestState, SystemInfo, SystemState
+from dsar_service.requests.catalog import SystemCatalog
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.requests.rounds import SystemRound, new_for, plan_rounds
 from dsar_service.requests.subject import (
@@ -60,7 +60,6 @@ _TRACER = tracer(__name__)
 
 Clock = Callable[[], datetime]
 
-SYSTEMS_CACHE_SECONDS = 1.0
 NOTHING_TO_SEARCH_BY = "not searched: none of the subject's known identifiers is one this system searches by"
 IN_FLIGHT = (SystemState.DISPATCHED, SystemState.RUNNING)
 
@@ -114,9 +113,11 @@ class Collector:
         on_completed_before_others: Callable[[SystemRow], None] | None = None,
         metrics: Metrics | None = None,
         clock: Clock = utc_now,
+        catalog: SystemCatalog | None = None,
     ) -> None:
         """`on_completed_before_others(row)`: a system completed while other systems of its
-        request are still at work (the assembler may write its part of the archive now)."""
+        request are still at work (the assembler may write its part of the archive now).
+        `catalog`: the process's SystemCatalog, shared with the assembler (else one of its own)."""
         self._metrics = metrics or Metrics()
         self._store = store
         self._bus = bus
@@ -129,14 +130,11 @@ class Collector:
         self._clock = clock
         self._command_topics: set[str] = set()
         self._unchecked: set[tuple[str, str]] = set()  # (request, system) of chunks taken, not yet settled
-        self._systems: tuple[float, dict[str, SystemInfo]] | None = None
+        self._catalog = catalog or SystemCatalog(store, clock)
 
     async def known_systems(self) -> dict[str, SystemInfo]:
-        """The systems whose connectors announced themselves, read at most once a second."""
-        now = time.monotonic()
-        if self._systems is None or now - self._systems[0] > SYSTEMS_CACHE_SECONDS:
-            self._systems = (now, {info.name: info for info in await self._store.systems(self._clock())})
-        return self._systems[1]
+        """The systems whose connectors announced themselves (see SystemCatalog)."""
+        return await self._catalog.systems()
 
     # Dispatch ---------------------------------------------------------------------------------
 
@@ -529,8 +527,8 @@ class Collector:
             beat.datasets,
             beat.description,
         )
-        if self._systems is not None and beat.system not in self._systems[1]:
-            self._systems = None  # a new system: see it at once
+        if not self._catalog.knows(beat.system):
+            self._catalog.forget()  # a new system: see it at once
 
     async def send_cancel(self, request_id: str, system: str) -> None:
         await self._bus.send_cancel(request_id, system)
