@@ -36,7 +36,9 @@ TIMEOUT_SWEEP_SECONDS = 1.0
 # A collecting request that nothing touched for this long, and that could move, is moved along
 # (a step that failed half-way: discoveries not merged, a round not dispatched, no assembly).
 IDLE_REQUEST_SECONDS = 5 * TIMEOUT_SWEEP_SECONDS
-MAX_CONCURRENT_ASSEMBLIES = 2
+# Builds at once in one process; of those, the Assembler streams only a few at a time (large
+# archives), so the many small ones of a busy replica do not queue behind each other's round trips.
+MAX_CONCURRENT_ASSEMBLIES = 16
 RESTART_INITIAL_SECONDS = 0.5
 RESTART_MAX_SECONDS = 30.0
 GAUGE_REFRESH_SECONDS = 10.0

@@ -21,6 +21,7 @@ moves the archive version on) stops and drops what it wrote, without failing the
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -48,7 +49,7 @@ from dsar_service.requests.ahead import PartAhead, PartsAhead
 from dsar_service.requests.catalog import SystemCatalog
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.store import RequestStore
-from dsar_service.store.requests import LostLease, SystemRow
+from dsar_service.store.requests import LostLease, RequestSecrets, SystemRow
 
 # Deflate level 1: twice the speed of level 6 for archives about 1.3 times larger (dsar bench, crypto).
 COMPRESS_LEVEL = 1
@@ -57,11 +58,16 @@ log = logging.getLogger(__name__)
 
 ARCHIVE_CHUNK_BYTES = 1024 * 1024
 # Sealed chunks read in one statement, and held for both passes, when the systems' chunks add up
-# to at most this; larger requests stream each system's chunks with a cursor, pass by pass.
-HELD_CHUNKS_BYTES = 4 * 1024 * 1024
+# to at most this (a typical request's are tens of kilobytes); larger requests stream each
+# system's chunks with a cursor, pass by pass.
+HELD_CHUNKS_BYTES = 1024 * 1024
+# Builds that stream (more than HELD_CHUNKS_BYTES) run this many at a time in one process; a
+# build that holds its chunks needs a few megabytes at most, and its time is mostly round trips,
+# so many run at once (the caller, app.Assemblies, bounds them all).
+MAX_CONCURRENT_STREAMING_BUILDS = 2
 # A completed system is written ahead when its sealed chunks reach this, and others still search:
 # below it, writing the system at the build takes a few milliseconds.
-WRITE_AHEAD_FROM_BYTES = HELD_CHUNKS_BYTES
+WRITE_AHEAD_FROM_BYTES = 4 * 1024 * 1024
 # Parts written ahead at once, in one process: they compete for the same core as collection.
 MAX_CONCURRENT_WRITES_AHEAD = 1
 
@@ -88,6 +94,7 @@ class Assembler:
         self._ttl = timedelta(days=settings.archive_ttl_days)
         self._lease_seconds = settings.assembly_lease_seconds
         self._ahead = PartsAhead()
+        self._streaming_slots = asyncio.Semaphore(MAX_CONCURRENT_STREAMING_BUILDS)
         self._ahead_slots = asyncio.Semaphore(MAX_CONCURRENT_WRITES_AHEAD)
 
     async def assemble(self, request_id: str) -> None:
@@ -154,9 +161,48 @@ class Assembler:
         private = self._keys.private_key(request_id, secrets.wrapped_private_key)
         identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
         view = await self._store.get(request_id)
-        catalog = await self._catalog.systems()
         attempts = {p.system: p.attempts for p in view.systems if p.state is SystemState.COMPLETED}
         held = await self._held_chunks(request_id, view, attempts)
+        if held is None:
+            async with self._streaming_slot(request_id, version):
+                size = await self._write(request_id, version, secrets, private, identifiers, view, attempts, None)
+        else:
+            size = await self._write(request_id, version, secrets, private, identifiers, view, attempts, held)
+        log.info(
+            "archive ready request=%s version=%d bytes=%d seconds=%.2f",
+            request_id, version, size, time.monotonic() - started,
+        )  # fmt: skip
+
+    @contextlib.asynccontextmanager
+    async def _streaming_slot(self, request_id: str, version: int) -> AsyncIterator[None]:
+        """One of the streaming builds' slots; the lease is renewed while waiting for it."""
+        acquiring = asyncio.ensure_future(self._streaming_slots.acquire())
+        try:
+            while not (await asyncio.wait({acquiring}, timeout=self._lease_seconds / 3))[0]:
+                await self._store.renew_assembly(request_id, version, self._lease_seconds)
+        except BaseException:
+            acquiring.cancel()
+            if acquiring.done() and not acquiring.cancelled():
+                self._streaming_slots.release()
+            raise
+        try:
+            yield
+        finally:
+            self._streaming_slots.release()
+
+    async def _write(
+        self,
+        request_id: str,
+        version: int,
+        secrets: RequestSecrets,
+        private: bytes,
+        identifiers: list[Identifier],
+        view: RequestView,
+        attempts: dict[str, int],
+        held: dict[str, list[bytes]] | None,
+    ) -> int:
+        """Write the archive, store it in chunks, and publish it; returns its size."""
+        catalog = await self._catalog.systems()
 
         sink = _ChunkSink(bytearray())
         writer = ArchiveWriter([parse_recipient(secrets.recipient)], sink, compresslevel=COMPRESS_LEVEL)
@@ -206,10 +252,7 @@ class Assembler:
         expires = datetime.now(UTC) + self._ttl
         if not await self._store.finish_archive(request_id, version, digest.size, digest.sha256, expires):
             raise LostLease(f"the assembly of version {version} lost its claim before it finished")
-        log.info(
-            "archive ready request=%s version=%d bytes=%d seconds=%.2f",
-            request_id, version, digest.size, time.monotonic() - started,
-        )  # fmt: skip
+        return digest.size
 
     async def _held_chunks(
         self, request_id: str, view: RequestView, attempts: dict[str, int]
