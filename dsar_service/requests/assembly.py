@@ -49,7 +49,7 @@ from dsar_service.requests.ahead import PartAhead, PartsAhead
 from dsar_service.requests.catalog import SystemCatalog
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.store import RequestStore
-from dsar_service.store.requests import LostLease, RequestSecrets, SystemRow
+from dsar_service.store.requests import AssemblyClaim, LostLease, RequestSecrets, SystemRow
 
 # Deflate level 1: twice the speed of level 6 for archives about 1.3 times larger (dsar bench, crypto).
 COMPRESS_LEVEL = 1
@@ -99,11 +99,12 @@ class Assembler:
 
     async def assemble(self, request_id: str) -> None:
         """Build the archive if the request is ready for it and no other replica is on it."""
-        version = await self._store.claim_assembly(request_id, self._lease_seconds)
-        if version is None:
+        claim = await self._store.claim_assembly(request_id, self._lease_seconds)
+        if claim is None:
             return
+        version = claim.version
         try:
-            await self._build(request_id, version)
+            await self._build(request_id, claim)
         except LostLease:
             log.warning("assembly of version %d stopped request=%s: its claim is gone", version, request_id)
             await self._store.discard_archive_version(request_id, version)
@@ -153,14 +154,13 @@ class Assembler:
             )  # fmt: skip
             return PartAhead(part, spool)
 
-    async def _build(self, request_id: str, version: int) -> None:
+    async def _build(self, request_id: str, claim: AssemblyClaim) -> None:
         started = time.monotonic()
-        secrets = await self._store.secrets(request_id)
+        secrets, view, version = claim.secrets, claim.view, claim.version
         if secrets.wrapped_private_key is None or secrets.sealed_identifiers is None:
             raise AssemblyError("the request's key is gone")
         private = self._keys.private_key(request_id, secrets.wrapped_private_key)
         identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
-        view = await self._store.get(request_id)
         attempts = {p.system: p.attempts for p in view.systems if p.state is SystemState.COMPLETED}
         held = await self._held_chunks(request_id, view, attempts)
         if held is None:

@@ -7,10 +7,11 @@ connection only delays an update.
 Watchers are paced by how many there are: a woken watcher lets `1 / READS_PER_SECOND` pass per
 watcher of the replica since its last wake-up, so that all of them together re-read about
 `READS_PER_SECOND` times a second at most, the changes in between coalesced into one read. One
-watcher alone waits 5 ms; fifty busy ones, a quarter of a second. Under load a request changes
-twenty times in its few seconds (dispatches, progress, completions), and each read is a query
-and a message; an idle watcher still sees each change at once. The end of a request (ready,
-failed, cancelled: the notification's payload names the state) wakes its watchers unpaced.
+watcher alone waits 10 ms; fifty busy ones, half a second. Under load a request changes twenty
+times in its few seconds (dispatches, progress, completions), and each read is a query and a
+message (to the watcher, too, who decodes it); an idle watcher still sees each change at once.
+The end of a request (ready, failed, cancelled: the notification's payload names the state)
+wakes its watchers unpaced.
 """
 
 import asyncio
@@ -22,7 +23,7 @@ import asyncpg
 
 from dsar_service.store.requests import NOTIFY_CHANNEL
 
-READS_PER_SECOND = 200
+READS_PER_SECOND = 100
 ENDED_STATES = frozenset({"ready", "failed", "cancelled"})
 
 

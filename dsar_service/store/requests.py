@@ -37,6 +37,15 @@ OPEN_SYSTEM_STATES = ("pending", "dispatched", "running")
 RETRYABLE_SYSTEM_STATES = ("completed", "failed", "timed_out", "skipped")
 
 
+@dataclass(frozen=True)
+class AssemblyClaim:
+    """A request taken for assembly: the archive version to build, and the request as claimed."""
+
+    version: int
+    secrets: "RequestSecrets"
+    view: RequestView
+
+
 class LostLease(Exception):
     """An assembly's claim on its request is gone (cancelled, or taken over after its lease ran out)."""
 
@@ -634,8 +643,9 @@ class RequestStore:
 
     # Assembly ---------------------------------------------------------------------------------
 
-    async def claim_assembly(self, request_id: str, lease_seconds: float) -> int | None:
-        """Take the request for assembly when every system has ended; returns the new archive version.
+    async def claim_assembly(self, request_id: str, lease_seconds: float) -> "AssemblyClaim | None":
+        """Take the request for assembly when every system has ended: the new archive version,
+        and the request as claimed (what the build reads), or None when it is not to be built.
 
         The request's row is locked first, so that the check on its systems reads what a
         concurrent RetrySystem or dispatch (which lock the same row) committed.
@@ -643,18 +653,24 @@ class RequestStore:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM requests WHERE request_id = $1 FOR UPDATE", _uuid(request_id))
             row = await conn.fetchrow(
-                f"""UPDATE requests SET state = 'assembling', archive_version = archive_version + 1,
-                        assembly_lease_until = now() + make_interval(secs => $2), updated_at = now()
-                    WHERE request_id = $1
-                      AND (state = 'collecting'
-                           OR (state = 'assembling' AND assembly_lease_until < now()))
-                      AND NOT EXISTS (SELECT 1 FROM request_systems WHERE request_id = $1
-                                      AND state IN ('pending', 'dispatched', 'running'))
-                    {_NOTIFYING}, archive_version""",
+                f"""WITH claimed AS (
+                        UPDATE requests SET state = 'assembling', archive_version = archive_version + 1,
+                            assembly_lease_until = now() + make_interval(secs => $2), updated_at = now()
+                        WHERE request_id = $1
+                          AND (state = 'collecting'
+                               OR (state = 'assembling' AND assembly_lease_until < now()))
+                          AND NOT EXISTS (SELECT 1 FROM request_systems WHERE request_id = $1
+                                          AND state IN ('pending', 'dispatched', 'running'))
+                        RETURNING *, pg_notify('{NOTIFY_CHANNEL}', request_id::text || ' ' || state))
+                    SELECT c.*, ARRAY(SELECT s FROM request_systems s WHERE s.request_id = c.request_id
+                                      ORDER BY s.system) AS systems
+                    FROM claimed c""",
                 _uuid(request_id),
                 lease_seconds,
             )
-        return None if row is None else int(row["archive_version"])
+        if row is None:
+            return None
+        return AssemblyClaim(int(row["archive_version"]), _secrets(row), _view(row, row["systems"]))
 
     async def stale_assemblies(self) -> list[str]:
         rows = await self._pool.fetch(

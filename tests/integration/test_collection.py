@@ -598,7 +598,8 @@ async def test_a_stale_builder_never_fails_nor_deletes_a_published_archive(harne
     """Before: fail_request and discard_archive_version were unconditional."""
     request_id = await submit(harness, ["policy"])
     await complete(harness, request_id, "policy")
-    assert await harness.store.claim_assembly(request_id, 60) == 1  # builder A, which then stalls
+    claim = await harness.store.claim_assembly(request_id, 60)
+    assert claim is not None and claim.version == 1  # builder A, which then stalls
     await harness.pool.execute(
         "UPDATE requests SET assembly_lease_until = now() - interval '1 second' WHERE request_id = $1",
         uuid.UUID(request_id),
@@ -658,10 +659,11 @@ async def test_retry_system_never_lands_in_a_claimed_assembly(harness: Harness) 
     """Before: a RetrySystem that read COLLECTING reset a system after the assembly was claimed."""
     request_id = await submit(harness, ["policy"])
     await complete(harness, request_id, "policy")
-    assert await harness.store.claim_assembly(request_id, 60) == 1  # another replica took the assembly
+    claim = await harness.store.claim_assembly(request_id, 60)
+    assert claim is not None and claim.version == 1  # another replica took the assembly
     with pytest.raises(FailedPrecondition):
         await harness.store.reset_system(request_id, "policy")  # this replica's RetrySystem, a moment late
-    await harness.assembler._build(request_id, 1)
+    await harness.assembler._build(request_id, claim)
     view = await harness.service.get(request_id)
     assert view.state is RequestState.READY and states(view.systems) == {"policy": SystemState.COMPLETED}
 
