@@ -66,8 +66,22 @@ quotes = connector.dataset("quotes", activity="prospection", key="_id", fields={
 BATCH = 500
 
 
+_CONTACT_IDS = "crm.contact_ids"  # in Query.memo
+
+
 async def contact_ids(q: Query, db: Any) -> list[Any]:
-    """The `_id`s of the subject's contacts: one indexed equality lookup per identifier (or pair)."""
+    """The `_id`s of the subject's contacts: one indexed equality lookup per identifier (or pair).
+
+    The four searches of an attempt need them; they are looked up by the first and kept for the
+    others while the attempt's `Query` lives (the runtime builds a new one for each attempt).
+    """
+    ids: list[Any] | None = q.memo.get(_CONTACT_IDS)
+    if ids is None:
+        ids = q.memo[_CONTACT_IDS] = await _look_up_contact_ids(q, db)
+    return ids
+
+
+async def _look_up_contact_ids(q: Query, db: Any) -> list[Any]:
     lookups: list[dict[str, Any]] = [
         *({"emails": email} for email in q.values(Ident.EMAIL)),
         *({"person_id": person_id} for person_id in q.values(Ident.PERSON_ID)),

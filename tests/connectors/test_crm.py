@@ -181,3 +181,22 @@ async def test_portability_keeps_provided_and_observed_fields(population: Popula
         dropped = {"contacts": {"person_id"}, "complaints": {"resolution"}}.get(collection, set())
         assert answer.all[collection, key] == {k: v for k, v in fields.items() if k not in dropped}
     assert len(answer.all) == len(full)
+
+
+async def test_an_attempt_looks_the_contacts_up_once_for_its_four_searches(
+    population: Population, source: MongoSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    look_ups: list[Query] = []
+    look_up = crm._look_up_contact_ids
+
+    async def counted(q: Query, db: Any) -> list[Any]:
+        look_ups.append(q)
+        return await look_up(q, db)
+
+    monkeypatch.setattr(crm, "_look_up_contact_ids", counted)
+    everything = [i for identifiers in designations(population).values() for i in identifiers]
+    answer = await ask(source, RequestKind.ACCESS, everything)
+    assert answer.all == expected(population)
+    assert len(look_ups) == 1  # contacts, interactions, complaints and quotes share it
+    await ask(source, RequestKind.ACCESS, designations(population)["email"])
+    assert len(look_ups) == 2 and look_ups[1] is not look_ups[0]  # a new attempt looks them up again
