@@ -1,5 +1,6 @@
 """The use cases behind the API: each public method is one RPC, in the domain's terms."""
 
+import asyncio
 import calendar
 import logging
 import uuid
@@ -109,12 +110,16 @@ class RequestService:
                 trace_context=current_traceparent(),
             )
         )
-        await self._audit.append(caller, "submit", stored_id, {"created": created})
-        if not created and stored_digest != digest:
-            raise AlreadyExists("this request key was used for a request with other content")
-        if created:
-            log.info("request=%s received kind=%s systems=%s", stored_id, submission.kind.value, ",".join(systems))
-            await self._collector.advance(stored_id)
+        audited = self._audit.append(caller, "submit", stored_id, {"created": created})
+        if not created:
+            await audited
+            if stored_digest != digest:
+                raise AlreadyExists("this request key was used for a request with other content")
+            return await self._store.get(stored_id), created
+        log.info("request=%s received kind=%s systems=%s", stored_id, submission.kind.value, ",".join(systems))
+        # The first round goes out while the audit entry waits for its turn (appends are one at a
+        # time across replicas); the caller hears back once both are done.
+        await asyncio.gather(audited, self._collector.advance(stored_id))
         return await self._store.get(stored_id), created
 
     async def _check_subject_limit(self, subject_digests: list[bytes]) -> None:
