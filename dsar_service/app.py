@@ -105,6 +105,9 @@ class Assemblies:
     def write_ahead(self, completed: SystemRow) -> None:
         self._assembler.write_ahead(completed)
 
+    def follow(self, request_id: str, system: str, attempt: int, sequence: int) -> None:
+        self._assembler.follow(request_id, system, attempt, sequence)
+
     def schedule(self, request_id: str) -> None:
         task = asyncio.create_task(self._run(request_id))
         self._tasks.add(task)
@@ -166,6 +169,7 @@ async def running_service(settings: Settings) -> AsyncIterator[Running]:
             settings,
             on_collected=assemblies.schedule,
             on_completed_before_others=assemblies.write_ahead,
+            on_chunk_stored=assemblies.follow,
             metrics=metrics,
             catalog=catalog,
         )

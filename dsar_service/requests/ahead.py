@@ -1,9 +1,10 @@
 """Parts of archives written ahead: a large system's files, written while others are still searched.
 
 When a system with a large answer completes and other systems of the request are still at work,
-the assembler writes that system's part of the archive at once (its data files, CSV twins and
-schemas, deflated, sealed in a temporary file: `SealedSpool`), instead of after the last system.
-The build then splices the part in, which costs a copy, and the archive is the same.
+or while it still streams a large answer, the assembler writes that system's part of the archive
+at once (its data files, CSV twins and schemas, deflated, sealed in a temporary file:
+`SealedSpool`), instead of after the last system. The build then splices the part in, which
+costs a copy, and the archive is the same.
 
     parts = PartsAhead()
     parts.start((request_id, system, attempt), write)   # write(): the part, or None

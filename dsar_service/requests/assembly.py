@@ -10,9 +10,11 @@ and the catalog the connectors announced (their datasets, fields, provenance and
 Once the archive is stored, the request's private key and the sealed chunks are destroyed:
 nothing but the recipient can read what was collected.
 
-A system with a large answer that completes while others are still searched is written ahead
-(`write_ahead`): its part of the archive is written then, into a sealed spool, and the build
-splices it in (see ahead.py). The build writes every other system itself.
+A system with a large answer is written ahead: its part of the archive goes into a sealed spool
+before the build, which splices it in (see ahead.py), and writes every other system itself. The
+part is started when the system completes while others are still searched (`write_ahead`), or
+earlier, while it still streams (`follow`, from its fifth chunk): then its JSON files follow its
+chunks as they are stored, and its CSV twins are written once it has completed.
 
 A build holds its request by a lease (`assembly_lease_seconds`), renewed as it writes, at most
 every third of the lease; another replica takes over only a build whose lease ran out (its
@@ -45,7 +47,7 @@ from dsar_service.archive import (
 from dsar_service.bus import PayloadError, decode_records
 from dsar_service.crypto import parse_recipient
 from dsar_service.model import DatasetInfo, Kind, RequestState, RequestView, SystemInfo, SystemState
-from dsar_service.requests.ahead import PartAhead, PartsAhead
+from dsar_service.requests.ahead import PartAhead, PartKey, PartsAhead
 from dsar_service.requests.catalog import SystemCatalog
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.store import RequestStore
@@ -68,8 +70,14 @@ MAX_CONCURRENT_STREAMING_BUILDS = 2
 # A completed system is written ahead when its sealed chunks reach this, and others still search:
 # below it, writing the system at the build takes a few milliseconds.
 WRITE_AHEAD_FROM_BYTES = 4 * 1024 * 1024
+# An attempt still streaming is followed (its part's JSON files written as its chunks arrive) from
+# its chunk of this sequence on: chunks are full (1 MiB) but the last, so the answer is 4 MiB at least.
+FOLLOW_FROM_SEQUENCE = 4
+FOLLOW_CHUNKS_AT_ONCE = 4  # sealed chunks read in one statement while following
+FOLLOW_POLL_SECONDS = 0.05  # between reads, when a followed attempt has nothing new stored (a
+FOLLOW_POLL_MAX_SECONDS = 0.25  # chunk stored wakes it sooner); the pause doubles up to this
 # Parts written ahead at once, in one process: they compete for the same core as collection.
-MAX_CONCURRENT_WRITES_AHEAD = 1
+MAX_CONCURRENT_WRITES_AHEAD = 2
 
 
 class AssemblyError(Exception):
@@ -96,6 +104,7 @@ class Assembler:
         self._ahead = PartsAhead()
         self._streaming_slots = asyncio.Semaphore(MAX_CONCURRENT_STREAMING_BUILDS)
         self._ahead_slots = asyncio.Semaphore(MAX_CONCURRENT_WRITES_AHEAD)
+        self._chunk_stored: dict[PartKey, asyncio.Event] = {}  # the attempts followed, woken by a chunk
 
     async def assemble(self, request_id: str) -> None:
         """Build the archive if the request is ready for it and no other replica is on it."""
@@ -125,11 +134,23 @@ class Assembler:
         request_id, system, attempt = completed.request_id, completed.system, completed.attempt
         self._ahead.start((request_id, system, attempt), lambda: self._write_part(request_id, system, attempt))
 
+    def follow(self, request_id: str, system: str, attempt: int, sequence: int) -> None:
+        """A chunk of an attempt was stored: from `FOLLOW_FROM_SEQUENCE` on (a large answer), start
+        writing the system's part ahead now, its JSON files following the chunks as they arrive;
+        the CSV files follow once the attempt is complete. Its completion then finds it started."""
+        key = (request_id, system, attempt)
+        if (stored := self._chunk_stored.get(key)) is not None:
+            stored.set()
+        elif sequence == FOLLOW_FROM_SEQUENCE:
+            self._ahead.start(key, lambda: self._write_part(request_id, system, attempt, following=True))
+
     def drop_parts_ahead(self) -> None:
         """Stop the parts being written ahead and drop those written (at shutdown)."""
         self._ahead.drop_all()
 
-    async def _write_part(self, request_id: str, system: str, attempt: int) -> PartAhead | None:
+    async def _write_part(
+        self, request_id: str, system: str, attempt: int, following: bool = False
+    ) -> PartAhead | None:
         async with self._ahead_slots:
             secrets = await self._store.secrets(request_id)
             if secrets.state is not RequestState.COLLECTING or secrets.wrapped_private_key is None:
@@ -144,6 +165,8 @@ class Assembler:
                     portability=secrets.kind is Kind.PORTABILITY,
                 )
                 records = self._records(request_id, system, attempt, private, None, _yield_to_others)
+                if following:
+                    records = _first_then(self._followed(request_id, system, attempt, private), records)
                 part = builder.take_part(await _write_system(builder, system, info, records))
             except BaseException:
                 spool.close()
@@ -265,6 +288,44 @@ class Assembler:
             return None
         return await self._store.chunks_of(request_id, own)
 
+    async def _followed(
+        self, request_id: str, system: str, attempt: int, private: bytes
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        """The attempt's records as its chunks are stored, until it has completed and its last
+        chunk is read; AssemblyError if it ends otherwise (failed, asked again, cancelled)."""
+        key = (request_id, system, attempt)
+        stored = self._chunk_stored[key] = asyncio.Event()
+        try:
+            async for record in self._read_following(request_id, system, attempt, private, stored):
+                yield record
+        finally:
+            self._chunk_stored.pop(key, None)
+
+    async def _read_following(
+        self, request_id: str, system: str, attempt: int, private: bytes, stored: asyncio.Event
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        sequence, pause = 0, FOLLOW_POLL_SECONDS
+        while True:
+            stored.clear()
+            chunks, row = await self._store.chunks_from(request_id, system, attempt, sequence, FOLLOW_CHUNKS_AT_ONCE)
+            if chunks:
+                pause = FOLLOW_POLL_SECONDS
+            for sealed in chunks:
+                plain = open_sealed(sealed, private, chunk_binding(request_id, system, attempt, sequence))
+                for record in decode_records(plain):
+                    yield record.dataset, record.fields_json
+                sequence += 1
+                await _yield_to_others()
+            if chunks:
+                continue
+            if row is None or row.attempt != attempt or (row.state.ended and row.state is not SystemState.COMPLETED):
+                raise AssemblyError("the attempt followed did not complete")
+            if row.state is SystemState.COMPLETED and row.expected_chunks == sequence:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stored.wait(), pause)
+            pause = min(2 * pause, FOLLOW_POLL_MAX_SECONDS)
+
     def _records(
         self,
         request_id: str,
@@ -316,6 +377,20 @@ async def _write_system(
     async for dataset, fields_json in records():
         builder.csv_record(dataset, fields_json)
     return builder.end_system()
+
+
+def _first_then(
+    first: AsyncIterator[tuple[str, bytes]], then: Callable[[], AsyncIterator[tuple[str, bytes]]]
+) -> Callable[[], AsyncIterator[tuple[str, bytes]]]:
+    """A reader whose first reading is `first`, and every later one `then()`."""
+    readings = 0
+
+    def records() -> AsyncIterator[tuple[str, bytes]]:
+        nonlocal readings
+        readings += 1
+        return first if readings == 1 else then()
+
+    return records
 
 
 async def _splice(

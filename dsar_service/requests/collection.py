@@ -111,12 +111,15 @@ class Collector:
         settings: Settings,
         on_collected: Callable[[str], None],
         on_completed_before_others: Callable[[SystemRow], None] | None = None,
+        on_chunk_stored: Callable[[str, str, int, int], None] | None = None,
         metrics: Metrics | None = None,
         clock: Clock = utc_now,
         catalog: SystemCatalog | None = None,
     ) -> None:
         """`on_completed_before_others(row)`: a system completed while other systems of its
         request are still at work (the assembler may write its part of the archive now).
+        `on_chunk_stored(request_id, system, attempt, sequence)`: a chunk was stored (the
+        assembler may follow a large answer as it streams).
         `catalog`: the process's SystemCatalog, shared with the assembler (else one of its own)."""
         self._metrics = metrics or Metrics()
         self._store = store
@@ -127,6 +130,7 @@ class Collector:
         self._max_attempts = settings.max_attempts
         self._on_collected = on_collected
         self._on_completed_before_others = on_completed_before_others
+        self._on_chunk_stored = on_chunk_stored
         self._clock = clock
         self._command_topics: set[str] = set()
         self._unchecked: set[tuple[str, str]] = set()  # (request, system) of chunks taken, not yet settled
@@ -355,7 +359,7 @@ class Collector:
     async def _on_result(self, event: ResultEvent) -> None:
         match event:
             case ChunkReceived():
-                await self._store.store_chunk(
+                stored = await self._store.store_chunk(
                     event.request_id,
                     event.system,
                     event.attempt,
@@ -364,6 +368,8 @@ class Collector:
                     event.sealed_records,
                 )
                 self._unchecked.add((event.request_id, event.system))
+                if stored and self._on_chunk_stored:
+                    self._on_chunk_stored(event.request_id, event.system, event.attempt, event.sequence)
             case ProgressReported():
                 await self._store.record_progress(
                     event.request_id,

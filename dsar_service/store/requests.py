@@ -623,6 +623,36 @@ class RequestStore:
             async for row in cursor:
                 yield bytes(row["sealed_records"])
 
+    async def chunks_from(
+        self, request_id: str, system: str, attempt: int, sequence: int, limit: int
+    ) -> tuple[list[bytes], SystemRow | None]:
+        """The attempt's sealed chunks stored so far from `sequence` on, in order and without a gap
+        (at most `limit`), and the system's row: one statement, for following an attempt as it
+        streams (the row says whether more will come)."""
+        row = await self._pool.fetchrow(
+            """SELECT ARRAY(SELECT rc.sealed_records FROM result_chunks rc
+                            WHERE rc.request_id = $1 AND rc.system = $2 AND rc.attempt = $3
+                              AND rc.sequence >= $4 AND rc.sequence < $4 + $5
+                            ORDER BY rc.sequence) AS chunks,
+                      ARRAY(SELECT rc.sequence FROM result_chunks rc
+                            WHERE rc.request_id = $1 AND rc.system = $2 AND rc.attempt = $3
+                              AND rc.sequence >= $4 AND rc.sequence < $4 + $5
+                            ORDER BY rc.sequence) AS sequences,
+                      (SELECT s FROM request_systems s WHERE s.request_id = $1 AND s.system = $2) AS system""",
+            _uuid(request_id),
+            system,
+            attempt,
+            sequence,
+            limit,
+        )
+        assert row is not None
+        chunks: list[bytes] = []
+        for expected, (got, sealed) in enumerate(zip(row["sequences"], row["chunks"], strict=True), start=sequence):
+            if got != expected:
+                break  # a gap: the next chunk has not arrived yet
+            chunks.append(bytes(sealed))
+        return chunks, None if row["system"] is None else _system_row(row["system"])
+
     async def chunks_of(self, request_id: str, attempts: Mapping[str, int]) -> dict[str, list[bytes]]:
         """The sealed chunks of several systems' attempts, by system, in sequence order: one
         statement, where `iter_chunks` takes a transaction and a cursor per system (for archives

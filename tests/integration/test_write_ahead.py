@@ -10,7 +10,10 @@ build splices that part in instead of reading the system's chunks again. Checked
 - a part whose write fails gives no part: the build writes the system itself and fails the
   request with its usual error;
 - a system that completes last, or whose answer is below WRITE_AHEAD_FROM_BYTES, is not written
-  ahead.
+  ahead;
+- an attempt still streaming is followed from its chunk FOLLOW_FROM_SEQUENCE on: its part's JSON
+  follows the chunks as they are stored, and the archive is the same; a followed attempt that
+  fails gives no part (the next attempt is followed in its turn).
 
 The connector's side is played by the test, as in test_collection.py, whose helpers are reused.
 Which task reads a system's sealed chunks tells the build (the test's own task, awaiting
@@ -32,7 +35,7 @@ import pytest
 
 from dsar_common.settings import Settings
 from dsar_service.archive import verify_zip
-from dsar_service.bus import ChunkReceived
+from dsar_service.bus import AttemptOutcome, ChunkReceived
 from dsar_service.model import RequestState, SystemState
 from dsar_service.requests import assembly
 from dsar_service.requests.ahead import PartAhead, PartKey
@@ -128,6 +131,7 @@ async def h(settings: Settings, write_ahead_database: str) -> AsyncIterator[Ahea
             settings,
             on_collected=collected.append,
             on_completed_before_others=completed_before_others,
+            on_chunk_stored=assembler.follow,
             clock=clock,
         )
         service = RequestService(store, collector, changes, AuditLog(pool), settings, clock=clock)
@@ -189,10 +193,10 @@ def record_writes_ahead(h: AheadHarness, monkeypatch: pytest.MonkeyPatch) -> dic
     outcomes: dict[PartKey, str] = {}
     write_part = h.assembler._write_part
 
-    async def recorded(request_id: str, system: str, attempt: int) -> PartAhead | None:
+    async def recorded(request_id: str, system: str, attempt: int, following: bool = False) -> PartAhead | None:
         key = (request_id, system, attempt)
         try:
-            part = await write_part(request_id, system, attempt)
+            part = await write_part(request_id, system, attempt, following)
         except Exception as error:
             outcomes[key] = type(error).__name__
             raise
@@ -422,3 +426,61 @@ async def test_a_system_below_the_threshold_is_not_written_ahead(
             assert (by_build, ahead) == ([("claims", 1)], [("policy", 1), ("policy", 1)])
     assert len(h.completed_before_others) == 2, "the collector offered policy both times"
     assert [len(keys) for keys in outcomes.values()] == [0, 1]
+
+
+async def test_an_attempt_still_streaming_is_followed_and_the_archive_is_the_same(
+    h: AheadHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = count_chunk_reads(h, monkeypatch)
+    writes = record_writes_ahead(h, monkeypatch)
+    monkeypatch.setattr(assembly, "FOLLOW_FROM_SEQUENCE", 1)
+    followed_id = await submit_asking_both(h)
+    query = h.bus.last(followed_id, "policy")
+    chunks = sealed_answer(query, LARGE_POLICY_ANSWER)
+    for chunk in chunks[:2]:
+        await h.collector.on_result(chunk)  # the second one starts the part
+    await asyncio.sleep(5 * assembly.FOLLOW_POLL_SECONDS)  # it reads what is stored, then waits for more
+    assert (followed_id, "policy", 1) in h.assembler._ahead and writes == {}, "still writing"
+    await h.collector.on_result(chunks[2])
+    await h.collector.on_result(completion(query, len(chunks)))
+    await answer(h, followed_id, "claims", CLAIMS_ANSWER)
+    followed = await built_archive(h, followed_id)
+    assert writes == {(followed_id, "policy", 1): "part"}
+    assert reads.of(followed_id) == (
+        [("claims", 1)],  # the build read claims only
+        [("policy", 1)],  # the part read policy once more, for its CSV: its JSON followed the chunks
+    )
+
+    monkeypatch.setattr(assembly, "FOLLOW_FROM_SEQUENCE", 10**6)
+    write_ahead_from(monkeypatch, 10**12)  # the same answers, written by the build
+    inline_id = await submit_asking_both(h)
+    await answer(h, inline_id, "policy", LARGE_POLICY_ANSWER)
+    await answer(h, inline_id, "claims", CLAIMS_ANSWER)
+    inline = await built_archive(h, inline_id)
+    assert len(writes) == 1
+    assert zip_names(followed) == zip_names(inline)
+    assert data_and_schemas(followed) == data_and_schemas(inline)
+    assert manifest_entries(followed, "data/") == manifest_entries(inline, "data/")
+    assert not verify_zip(followed).problems
+
+
+async def test_a_followed_attempt_that_fails_gives_no_part_and_the_next_one_is_followed_in_turn(
+    h: AheadHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = count_chunk_reads(h, monkeypatch)
+    writes = record_writes_ahead(h, monkeypatch)
+    monkeypatch.setattr(assembly, "FOLLOW_FROM_SEQUENCE", 1)
+    request_id = await submit_asking_both(h)
+    first = h.bus.last(request_id, "policy")
+    for chunk in sealed_answer(first, LARGE_POLICY_ANSWER)[:2]:
+        await h.collector.on_result(chunk)
+    await h.collector.on_result(completion(first, 0, AttemptOutcome.FAILED, retryable=True, error="source away"))
+    second = h.bus.last(request_id, "policy")
+    assert second.attempt == 2
+    await deliver(h, second, sealed_answer(second, ATTEMPT_2_ANSWER))
+    await answer(h, request_id, "claims", CLAIMS_ANSWER)
+    archive = await built_archive(h, request_id)
+    assert writes == {(request_id, "policy", 1): "AssemblyError", (request_id, "policy", 2): "part"}
+    assert reads.of(request_id) == ([("claims", 1)], [("policy", 2)])  # attempt 1's chunks were followed only
+    assert json_file(archive, "data/policy/insured_person.json") == [{"person_id": "new", "first_name": "Jean"}]
+    assert (request_id, "policy", 1) not in h.assembler._ahead, "dropped after the build"
