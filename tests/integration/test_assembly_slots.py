@@ -20,13 +20,11 @@ import asyncio
 import io
 import json
 import logging
-import secrets
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-import asyncpg
 import pyrage
 import pytest
 
@@ -48,7 +46,7 @@ from tests.integration.test_collection import (
     submit,
 )
 from tests.support.rpc import until
-from tests.support.servers import database_url
+from tests.support.servers import database_of_its_own
 
 Record = tuple[str, str, dict[str, object]]  # (dataset, key, fields), as sealed_chunk takes them
 StartBuild = Callable[[str], "asyncio.Task[None]"]
@@ -68,13 +66,8 @@ SMALL_ANSWER: list[list[Record]] = [payments(1000, 1)]
 @pytest.fixture(scope="module")
 async def slots_database(settings: Settings) -> AsyncIterator[str]:
     """A service database of this module's own (its connector's key is the test's), dropped at the end."""
-    name = f"dsar_assembly_slots_{secrets.token_hex(4)}"
-    yield database_url(settings.database_url, name)
-    connection = await asyncpg.connect(database_url(settings.database_url, "postgres"))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    async with database_of_its_own(settings.database_url, "dsar_assembly_slots") as url:
+        yield url
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ records it expects in the archive.
 import asyncio
 import io
 import json
-import secrets
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
@@ -33,7 +32,7 @@ from dsar_service.requests.service import RequestService
 from dsar_service.requests.subject import RawSubmission, nir_key
 from dsar_service.store import AuditLog, ChangeFeed, RequestSecrets, RequestStore, open_pool
 from dsar_service.store.audit import verify_chain
-from tests.support.servers import database_url
+from tests.support.servers import database_of_its_own
 
 CONNECTOR_KEY = KeyPair.generate()
 
@@ -103,13 +102,8 @@ async def collection_database(settings: Settings) -> AsyncIterator[str]:
     database, another module's service would seal its queries to that key (before: a later
     module's policy request needed a second attempt).
     """
-    name = f"dsar_collection_{secrets.token_hex(4)}"
-    yield database_url(settings.database_url, name)
-    connection = await asyncpg.connect(database_url(settings.database_url, "postgres"))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    async with database_of_its_own(settings.database_url, "dsar_collection") as url:
+        yield url
 
 
 @pytest.fixture

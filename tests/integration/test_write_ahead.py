@@ -29,7 +29,6 @@ import zipfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
-import asyncpg
 import pyrage
 import pytest
 
@@ -55,7 +54,7 @@ from tests.integration.test_collection import (
     states,
     submit,
 )
-from tests.support.servers import database_url
+from tests.support.servers import database_of_its_own
 
 Record = tuple[str, str, dict[str, object]]  # (dataset, key, fields), as sealed_chunk takes them
 
@@ -96,13 +95,8 @@ class AheadHarness(Harness):
 @pytest.fixture(scope="module")
 async def write_ahead_database(settings: Settings) -> AsyncIterator[str]:
     """A service database of this module's own (its connectors' keys are the test's), dropped at the end."""
-    name = f"dsar_write_ahead_{secrets.token_hex(4)}"
-    yield database_url(settings.database_url, name)
-    connection = await asyncpg.connect(database_url(settings.database_url, "postgres"))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    async with database_of_its_own(settings.database_url, "dsar_write_ahead") as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ own (see broker.py).
 """
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,20 @@ def database_url(server_url: str, database: str) -> str:
     """The URL of `database` on the server at `server_url` (any path in it replaced)."""
     parts = urlsplit(server_url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+@contextlib.asynccontextmanager
+async def database_of_its_own(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """The URL of a fresh database name on the server (the service creates it when it opens its
+    pool), dropped on the way out: a test module whose connectors' keys are its own keeps them
+    out of the session's service database."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    yield database_url(server_url, name)
+    connection = await asyncpg.connect(database_url(server_url, "postgres"))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 async def load_sources(servers: StackInfo, population: Population, systems: Iterable[str]) -> dict[str, int]:
