@@ -73,7 +73,7 @@ WRITE_AHEAD_FROM_BYTES = 4 * 1024 * 1024
 # An attempt still streaming is followed (its part's JSON files written as its chunks arrive) from
 # its chunk of this sequence on: chunks are full (1 MiB) but the last, so the answer is 4 MiB at least.
 FOLLOW_FROM_SEQUENCE = 4
-FOLLOW_CHUNKS_AT_ONCE = 4  # sealed chunks read in one statement while following
+FOLLOW_CHUNKS_AT_ONCE = 1  # sealed chunks read in one statement while following
 FOLLOW_POLL_SECONDS = 0.05  # between reads, when a followed attempt has nothing new stored (a
 FOLLOW_POLL_MAX_SECONDS = 0.25  # chunk stored wakes it sooner); the pause doubles up to this
 # Parts written ahead at once, in one process: they compete for the same core as collection.

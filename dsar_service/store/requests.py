@@ -618,7 +618,7 @@ class RequestStore:
                 _uuid(request_id),
                 system,
                 attempt,
-                prefetch=4,
+                prefetch=2,
             )
             async for row in cursor:
                 yield bytes(row["sealed_records"])
