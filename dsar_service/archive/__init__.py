@@ -14,7 +14,7 @@ from .manifest import FORMAT_VERSION, build_manifest
 from .page import render_index
 from .report import ArchiveReport, DatasetReport, IdentifierReport, Redaction, SystemReport
 from .schema import dataset_schema, manifest_schema, validate
-from .spool import SealedSpool, SpoolError
+from .spool import SealedSpool, SpoolBudget, SpoolError
 from .verify import VerifyError, VerifyReport, decrypt_archive, verify_archive, verify_zip
 from .writer import ArchiveDigest, ArchiveWriter, FileEntry, Section, SectionWriter, Splicing
 from .zipstream import ZipSection, ZipSplice, ZipStream
@@ -35,6 +35,7 @@ __all__ = [
     "Section",
     "SectionWriter",
     "Splicing",
+    "SpoolBudget",
     "SpoolError",
     "SystemPart",
     "SystemReport",

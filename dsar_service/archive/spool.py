@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-__all__ = ["SPOOL_BLOCK_BYTES", "SealedSpool", "SpoolError"]
+__all__ = ["SPOOL_BLOCK_BYTES", "SealedSpool", "SpoolBudget", "SpoolError"]
 
 SPOOL_BLOCK_BYTES = 1024 * 1024
 _TAG = 16
@@ -27,6 +27,23 @@ class SpoolError(Exception):
     """The spool's file does not read back as written (altered, or cut short)."""
 
 
+class SpoolBudget:
+    """The bytes the spools sharing it may keep on disk at once (a temporary directory is small:
+    64 MiB in the service's deployment). A write past it raises SpoolError; closing gives back."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        if self.used + size > self.limit:
+            raise SpoolError(f"the spools' {self.limit} bytes of temporary space are in use")
+        self.used += size
+
+    def give_back(self, size: int) -> None:
+        self.used -= size
+
+
 def _nonce(number: int, last: bool) -> bytes:
     return number.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
@@ -34,7 +51,9 @@ def _nonce(number: int, last: bool) -> bytes:
 class SealedSpool:
     """Bytes written in order, kept sealed in a temporary file, read back once in order."""
 
-    def __init__(self, directory: str | None = None) -> None:
+    def __init__(self, directory: str | None = None, budget: SpoolBudget | None = None) -> None:
+        self._budget = budget
+        self._on_disk = 0
         self._aead = ChaCha20Poly1305(ChaCha20Poly1305.generate_key())
         self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 (closed by close())
         self._pending = bytearray()
@@ -57,7 +76,11 @@ class SealedSpool:
             del self._pending[:SPOOL_BLOCK_BYTES]
 
     def _seal_block(self, block: bytes, last: bool) -> None:
-        self._file.write(self._aead.encrypt(_nonce(self._blocks, last), block, None))
+        sealed = self._aead.encrypt(_nonce(self._blocks, last), block, None)
+        if self._budget is not None:
+            self._budget.take(len(sealed))
+        self._on_disk += len(sealed)
+        self._file.write(sealed)
         self._blocks += 1
 
     def blocks(self) -> Iterator[bytes]:
@@ -81,8 +104,12 @@ class SealedSpool:
                 raise SpoolError("the spool's file was altered or cut short") from None
 
     def close(self) -> None:
-        """Delete the file (the key goes with this object)."""
+        """Delete the file and forget what was not written yet (the key goes with this object)."""
         self._file.close()
+        self._pending = bytearray()
+        if self._budget is not None:
+            self._budget.give_back(self._on_disk)
+        self._on_disk = 0
 
     def __enter__(self) -> "SealedSpool":
         return self

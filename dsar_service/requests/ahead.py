@@ -14,7 +14,7 @@ costs a copy, and the archive is the same.
 A part lives in this process only: a request's results are handled by one replica (the results
 topic is keyed by request), which also starts its build. A build that finds no part (after a
 rebalance or a restart) or a part of an older attempt (the system was asked again) writes the
-system itself, as it always could. Parts not taken within `ttl` seconds are dropped, and at most
+system itself, as it always could. Parts not taken within `ttl` seconds of being written are dropped, and at most
 `limit` are kept at a time (the oldest written gives way); a part holds a few small records in
 memory, its bytes are on disk.
 """
@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dsar_service.archive import SealedSpool, SystemPart
+from dsar_service.model import SystemInfo
 
 __all__ = ["PartAhead", "PartKey", "PartsAhead"]
 
@@ -38,10 +39,12 @@ PART_TTL_SECONDS = 600.0
 
 @dataclass
 class PartAhead:
-    """A system's part of an archive, and its bytes, sealed until spliced (then `close` the spool)."""
+    """A system's part of an archive, and its bytes, sealed until spliced (then `close` the spool);
+    `info`: the system as its connector announced it when the part was written."""
 
     part: SystemPart
     spool: SealedSpool
+    info: SystemInfo | None = None
 
 
 class PartsAhead:
@@ -62,8 +65,13 @@ class PartsAhead:
             return False
         task = asyncio.create_task(_quietly(write))
         self._parts[key] = task
-        asyncio.get_running_loop().call_later(self._ttl, self._expire, key, task)
+        task.add_done_callback(lambda done: self._expire_later(key, done))
         return True
+
+    def _expire_later(self, key: PartKey, task: asyncio.Task[PartAhead | None]) -> None:
+        """The part is written (or failed): it is dropped if not taken within `ttl` from now."""
+        if self._parts.get(key) is task:
+            asyncio.get_running_loop().call_later(self._ttl, self._expire, key, task)
 
     def __contains__(self, key: PartKey) -> bool:
         return key in self._parts

@@ -1,8 +1,10 @@
 """Assembly: sealed chunks → records → a streamed ZIP → age → archive chunks in PostgreSQL.
 
-Memory holds one sealed chunk and one archive chunk at a time, whatever the archive's size. Each
-system's sealed chunks are read twice: once for its JSON files, once for their CSV twins (ZIP
-entries are sequential, and spooling the CSV to disk would leave the data in plaintext there).
+Memory holds a few sealed chunks and one archive chunk at a time, whatever the archive's size.
+Each system's sealed chunks are read twice: once for its JSON files, once for their CSV twins
+(ZIP entries are sequential, and spooling the CSV to disk would leave the data in plaintext
+there); a small request's chunks (HELD_CHUNKS_BYTES in all) are read once, opened once and kept
+for both. Builds with more than that take one of a few streaming slots.
 What the archive holds besides the data (index.html, the data dictionary, manifest.json) is
 dsar_service.archive's: this module gathers the facts, from the request, the systems' outcomes
 and the catalog the connectors announced (their datasets, fields, provenance and activities).
@@ -14,7 +16,10 @@ A system with a large answer is written ahead: its part of the archive goes into
 before the build, which splices it in (see ahead.py), and writes every other system itself. The
 part is started when the system completes while others are still searched (`write_ahead`), or
 earlier, while it still streams (`follow`, from its fifth chunk): then its JSON files follow its
-chunks as they are stored, and its CSV twins are written once it has completed.
+chunks as they are stored, and its CSV twins are written once it has completed. The part's
+spool holds its files deflated, sealed with a key the process alone holds; the spliced files
+keep the time they were written at. A part that cannot be used (another attempt, another
+declaration of the system's datasets, a spool that does not read back) is written again.
 
 A build holds its request by a lease (`assembly_lease_seconds`), renewed as it writes, at most
 every third of the lease; another replica takes over only a build whose lease ran out (its
@@ -29,6 +34,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from connectors.sdk.identifiers import Identifier, mask
 from dsar_common.sealing import SealError, chunk_binding, open_sealed
@@ -41,6 +47,7 @@ from dsar_service.archive import (
     IdentifierReport,
     SealedSpool,
     SectionWriter,
+    SpoolBudget,
     SpoolError,
     SystemReport,
 )
@@ -57,6 +64,7 @@ from dsar_service.store.requests import AssemblyClaim, LostLease, RequestSecrets
 COMPRESS_LEVEL = 1
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 ARCHIVE_CHUNK_BYTES = 1024 * 1024
 # Sealed chunks read in one statement, and held for both passes, when the systems' chunks add up
@@ -78,6 +86,9 @@ FOLLOW_POLL_SECONDS = 0.05  # between reads, when a followed attempt has nothing
 FOLLOW_POLL_MAX_SECONDS = 0.25  # chunk stored wakes it sooner); the pause doubles up to this
 # Parts written ahead at once, in one process: they compete for the same core as collection.
 MAX_CONCURRENT_WRITES_AHEAD = 2
+# The parts' temporary files, all together, take at most this on disk (deflated, sealed): half of
+# the service's /tmp in deploy/ (64 MiB). A part that does not fit is written by the build.
+PARTS_AHEAD_DISK_BYTES = 32 * 1024 * 1024
 
 
 class AssemblyError(Exception):
@@ -104,6 +115,7 @@ class Assembler:
         self._ahead = PartsAhead()
         self._streaming_slots = asyncio.Semaphore(MAX_CONCURRENT_STREAMING_BUILDS)
         self._ahead_slots = asyncio.Semaphore(MAX_CONCURRENT_WRITES_AHEAD)
+        self._ahead_disk = SpoolBudget(PARTS_AHEAD_DISK_BYTES)
         self._chunk_stored: dict[PartKey, asyncio.Event] = {}  # the attempts followed, woken by a chunk
 
     async def assemble(self, request_id: str) -> None:
@@ -113,7 +125,16 @@ class Assembler:
             return
         version = claim.version
         try:
-            await self._build(request_id, claim)
+            try:
+                await self._build(request_id, claim)
+            except (SpoolError, OSError) as error:
+                # A part written ahead did not read back (its temporary file): the sealed chunks
+                # are intact, so write the archive again without parts.
+                log.warning("a part written ahead failed request=%s (%s); building without", request_id,
+                            type(error).__name__)  # fmt: skip
+                self._ahead.drop_request(request_id)
+                await self._store.discard_archive_version(request_id, version)
+                await self._build(request_id, claim)
         except LostLease:
             log.warning("assembly of version %d stopped request=%s: its claim is gone", version, request_id)
             await self._store.discard_archive_version(request_id, version)
@@ -158,7 +179,7 @@ class Assembler:
             started = time.monotonic()
             private = self._keys.private_key(request_id, secrets.wrapped_private_key)
             info = (await self._catalog.systems()).get(system)
-            spool = SealedSpool()
+            spool = SealedSpool(budget=self._ahead_disk)
             try:
                 builder = ArchiveBuilder(
                     SectionWriter(spool.write, compresslevel=COMPRESS_LEVEL),
@@ -175,7 +196,7 @@ class Assembler:
                 "part written ahead request=%s system=%s bytes=%d seconds=%.2f",
                 request_id, system, spool.size, time.monotonic() - started,
             )  # fmt: skip
-            return PartAhead(part, spool)
+            return PartAhead(part, spool, info)
 
     async def _build(self, request_id: str, claim: AssemblyClaim) -> None:
         started = time.monotonic()
@@ -186,10 +207,8 @@ class Assembler:
         identifiers = self._keys.open_identifiers(request_id, secrets.sealed_identifiers)
         attempts = {p.system: p.attempts for p in view.systems if p.state is SystemState.COMPLETED}
         held = await self._held_chunks(request_id, view, attempts)
-        if held is None:
-            async with self._streaming_slot(request_id, version):
-                size = await self._write(request_id, version, secrets, private, identifiers, view, attempts, None)
-        else:
+        large = sum(p.bytes for p in view.systems if p.system in attempts) > HELD_CHUNKS_BYTES
+        async with self._streaming_slot(request_id, version) if large else contextlib.nullcontext():
             size = await self._write(request_id, version, secrets, private, identifiers, view, attempts, held)
         log.info(
             "archive ready request=%s version=%d bytes=%d seconds=%.2f",
@@ -201,8 +220,7 @@ class Assembler:
         """One of the streaming builds' slots; the lease is renewed while waiting for it."""
         acquiring = asyncio.ensure_future(self._streaming_slots.acquire())
         try:
-            while not (await asyncio.wait({acquiring}, timeout=self._lease_seconds / 3))[0]:
-                await self._store.renew_assembly(request_id, version, self._lease_seconds)
+            await self._renewing(request_id, version, acquiring)
         except BaseException:
             acquiring.cancel()
             if acquiring.done() and not acquiring.cancelled():
@@ -212,6 +230,13 @@ class Assembler:
             yield
         finally:
             self._streaming_slots.release()
+
+    async def _renewing(self, request_id: str, version: int, waited: "asyncio.Future[_T]") -> _T:
+        """`waited`'s result, renewing the build's lease every third of it meanwhile (raises
+        LostLease when the claim is gone)."""
+        while not (await asyncio.wait({waited}, timeout=self._lease_seconds / 3))[0]:
+            await self._store.renew_assembly(request_id, version, self._lease_seconds)
+        return waited.result()
 
     async def _write(
         self,
@@ -251,7 +276,11 @@ class Assembler:
             exported: tuple[DatasetReport, ...] = ()
             if progress.state is SystemState.COMPLETED:
                 attempt = attempts[progress.system]
-                ahead = await self._ahead.take((request_id, progress.system, attempt))
+                taking = asyncio.ensure_future(self._ahead.take((request_id, progress.system, attempt)))
+                ahead = await self._renewing(request_id, version, taking)
+                if ahead is not None and ahead.info != info:
+                    ahead.spool.close()  # the connector announced other datasets since: write it anew
+                    ahead = None
                 if ahead is not None:
                     exported = await _splice(builder, ahead, flush)
                 else:
@@ -320,7 +349,9 @@ class Assembler:
                 continue
             if row is None or row.attempt != attempt or (row.state.ended and row.state is not SystemState.COMPLETED):
                 raise AssemblyError("the attempt followed did not complete")
-            if row.state is SystemState.COMPLETED and row.expected_chunks == sequence:
+            if row.state is SystemState.COMPLETED:
+                if row.expected_chunks != sequence:  # complete, yet this chunk is not there
+                    raise AssemblyError("a chunk of the attempt followed is missing")
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stored.wait(), pause)

@@ -33,6 +33,7 @@ from dsar_service.archive import (
     Redaction,
     SealedSpool,
     SectionWriter,
+    SpoolBudget,
     SpoolError,
     SystemPart,
     SystemReport,
@@ -620,3 +621,16 @@ def test_a_part_whose_files_are_already_in_the_archive_is_refused(age_key: AgeKe
         writer.add_file(part.section.files[0].path, b"[]\n")
         with pytest.raises(ValueError, match="already used"):
             writer.splice(part.section)
+
+
+def test_spools_sharing_a_budget_stop_at_it_and_give_it_back_when_closed() -> None:
+    budget = SpoolBudget(3 * SPOOL_BLOCK_BYTES)
+    first = SealedSpool(budget=budget)
+    first.write(bytes(2 * SPOOL_BLOCK_BYTES + 1))  # two blocks sealed and on disk, one byte pending
+    assert budget.used == 2 * (SPOOL_BLOCK_BYTES + 16)
+    second = SealedSpool(budget=budget)
+    with pytest.raises(SpoolError, match="temporary space"):
+        second.write(bytes(2 * SPOOL_BLOCK_BYTES + 1))  # its second block does not fit
+    first.close()
+    second.close()
+    assert budget.used == 0
