@@ -80,7 +80,10 @@ class SealedSpool:
         if self._budget is not None:
             self._budget.take(len(sealed))
         self._on_disk += len(sealed)
-        self._file.write(sealed)
+        try:
+            self._file.write(sealed)
+        except OSError as error:  # the disk is full, say
+            raise SpoolError(f"the spool's file could not be written ({type(error).__name__})") from None
         self._blocks += 1
 
     def blocks(self) -> Iterator[bytes]:
@@ -97,7 +100,10 @@ class SealedSpool:
         self._file.seek(0)
         for number in range(self._blocks):
             last = number == self._blocks - 1
-            sealed = self._file.read() if last else self._file.read(SPOOL_BLOCK_BYTES + _TAG)
+            try:
+                sealed = self._file.read() if last else self._file.read(SPOOL_BLOCK_BYTES + _TAG)
+            except OSError as error:
+                raise SpoolError(f"the spool's file could not be read ({type(error).__name__})") from None
             try:
                 yield self._aead.decrypt(_nonce(number, last), sealed, None)
             except InvalidTag:

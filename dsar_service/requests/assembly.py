@@ -127,9 +127,9 @@ class Assembler:
         try:
             try:
                 await self._build(request_id, claim)
-            except (SpoolError, OSError) as error:
+            except SpoolError as error:
                 # A part written ahead did not read back (its temporary file): the sealed chunks
-                # are intact, so write the archive again without parts.
+                # are intact, so write the archive again without parts (a build writes none).
                 log.warning("a part written ahead failed request=%s (%s); building without", request_id,
                             type(error).__name__)  # fmt: skip
                 self._ahead.drop_request(request_id)
@@ -278,7 +278,7 @@ class Assembler:
                 attempt = attempts[progress.system]
                 taking = asyncio.ensure_future(self._ahead.take((request_id, progress.system, attempt)))
                 ahead = await self._renewing(request_id, version, taking)
-                if ahead is not None and ahead.info != info:
+                if ahead is not None and _declared(ahead.info) != _declared(info):
                     ahead.spool.close()  # the connector announced other datasets since: write it anew
                     ahead = None
                 if ahead is not None:

@@ -13,7 +13,10 @@ build splices that part in instead of reading the system's chunks again. Checked
   ahead;
 - an attempt still streaming is followed from its chunk FOLLOW_FROM_SEQUENCE on: its part's JSON
   follows the chunks as they are stored, and the archive is the same; a followed attempt that
-  fails gives no part (the next attempt is followed in its turn).
+  fails gives no part (the next attempt is followed in its turn);
+- a build waiting for a part renews its lease; a followed attempt completed with a chunk missing
+  fails its part at once; a part written for another declaration of the system's datasets is not
+  used; a part whose spool does not read back is dropped and the archive written again.
 
 The connector's side is played by the test, as in test_collection.py, whose helpers are reused.
 Which task reads a system's sealed chunks tells the build (the test's own task, awaiting
@@ -21,21 +24,26 @@ Which task reads a system's sealed chunks tells the build (the test's own task, 
 """
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
+import os
 import secrets
+import time
+import uuid
 import zipfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import pyrage
 import pytest
 
 from dsar_common.settings import Settings
 from dsar_service.archive import verify_zip
-from dsar_service.bus import AttemptOutcome, ChunkReceived
-from dsar_service.model import RequestState, SystemState
+from dsar_service.bus import AttemptOutcome, ChunkReceived, HeartbeatReceived
+from dsar_service.model import DatasetInfo, FieldInfo, RequestState, SystemState
 from dsar_service.requests import assembly
 from dsar_service.requests.ahead import PartAhead, PartKey
 from dsar_service.requests.assembly import Assembler
@@ -43,6 +51,7 @@ from dsar_service.requests.collection import Collector
 from dsar_service.requests.service import RequestService
 from dsar_service.store import AuditLog, ChangeFeed, RequestStore, SystemRow, open_pool
 from tests.integration.test_collection import (
+    CONNECTOR_KEY,
     PERSON_ID,
     Clock,
     Harness,
@@ -478,3 +487,258 @@ async def test_a_followed_attempt_that_fails_gives_no_part_and_the_next_one_is_f
     assert reads.of(request_id) == ([("claims", 1)], [("policy", 2)])  # attempt 1's chunks were followed only
     assert json_file(archive, "data/policy/insured_person.json") == [{"person_id": "new", "first_name": "Jean"}]
     assert (request_id, "policy", 1) not in h.assembler._ahead, "dropped after the build"
+
+
+# Fixes from review (b7d20b5) --------------------------------------------------------------------
+
+
+def slow_parts(h: AheadHarness, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Wrap Assembler._write_part: a part is handed over `seconds` after it is written."""
+    write_part = h.assembler._write_part
+
+    async def slow(request_id: str, system: str, attempt: int, following: bool = False) -> PartAhead | None:
+        part = await write_part(request_id, system, attempt, following)
+        await asyncio.sleep(seconds)
+        return part
+
+    monkeypatch.setattr(h.assembler, "_write_part", slow)
+
+
+@dataclass
+class LeaseSample:
+    """The request's row as a watcher saw it while the build ran."""
+
+    state: str
+    lease_until: datetime | None
+    stale: bool  # listed by store.stale_assemblies()
+
+
+async def watch_lease(h: AheadHarness, request_id: str, samples: list[LeaseSample]) -> None:
+    """Note the request's lease every 50 ms until cancelled."""
+    while True:
+        row = await h.pool.fetchrow(
+            "SELECT state, assembly_lease_until FROM requests WHERE request_id = $1", uuid.UUID(request_id)
+        )
+        assert row is not None
+        stale = request_id in await h.store.stale_assemblies()
+        samples.append(LeaseSample(row["state"], row["assembly_lease_until"], stale))
+        await asyncio.sleep(0.05)
+
+
+async def test_a_build_waiting_for_a_part_renews_its_lease(h: AheadHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Policy's part is handed over a second after it is written, the lease lasts 0.3 s: while the
+    build waits for the part, the lease moves on (renewed every 0.1 s) and the request is never
+    stale (another replica would take it over); the build then splices the part."""
+    reads = count_chunk_reads(h, monkeypatch)
+    slow_parts(h, monkeypatch, 1.0)
+    writes = record_writes_ahead(h, monkeypatch)  # noted once handed over
+    monkeypatch.setattr(h.assembler, "_lease_seconds", 0.3)
+    write_ahead_from(monkeypatch, 1)
+    request_id = await submit_asking_both(h)
+    await answer(h, request_id, "policy", SMALL_ANSWER)
+    await answer(h, request_id, "claims", CLAIMS_ANSWER)
+    assert (request_id, "policy", 1) in h.assembler._ahead and writes == {}, "the part is not handed over yet"
+
+    samples: list[LeaseSample] = []
+    watcher = asyncio.create_task(watch_lease(h, request_id, samples))
+    started = time.monotonic()
+    try:
+        archive = await built_archive(h, request_id)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    assert time.monotonic() - started >= 0.5, "the build waited for the part"
+
+    assembling = [s for s in samples if s.state == "assembling"]
+    assert len(assembling) >= 10, samples
+    assert not any(s.stale for s in assembling), "the lease ran out while the build waited for the part"
+    leases = [s.lease_until for s in assembling if s.lease_until is not None]
+    assert leases == sorted(leases) and len(set(leases)) >= 5, "renewed again and again"
+    assert (leases[-1] - leases[0]).total_seconds() >= 0.5
+    assert writes == {(request_id, "policy", 1): "part"}
+    assert reads.of(request_id)[0] == [("claims", 1)], "the build spliced policy's part"
+    assert json_file(archive, "data/policy/insured_person.json") == [{"person_id": PERSON_ID}]
+
+
+async def test_a_followed_attempt_completed_with_a_chunk_missing_fails_its_part_at_once(
+    h: AheadHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Policy's chunks 0, 1 and 3 are stored, and its completion announces 3 chunks: the system
+    counts as complete. The part following it stops at the missing chunk 2 at once (not at its
+    time-to-live); the build writes policy itself and fails the request as it would without
+    writing ahead (chunk 3 does not open as the third chunk)."""
+    reads = count_chunk_reads(h, monkeypatch)
+    writes = record_writes_ahead(h, monkeypatch)
+    monkeypatch.setattr(assembly, "FOLLOW_FROM_SEQUENCE", 1)
+    request_id = await submit_asking_both(h)
+    policy = h.bus.last(request_id, "policy")
+    answered: list[list[Record]] = [[("insured_person", f"p{n}", {"person_id": f"p{n}"})] for n in range(4)]
+    chunks = sealed_answer(policy, answered)
+    for chunk in (chunks[0], chunks[1], chunks[3]):
+        await h.collector.on_result(chunk)  # chunk 1 starts the part
+    key = (request_id, "policy", 1)
+    assert key in h.assembler._ahead and writes == {}
+    completed = time.monotonic()
+    await h.collector.on_result(completion(policy, 3))
+    row = next(s for s in (await h.service.get(request_id)).systems if s.system == "policy")
+    assert row.state is SystemState.COMPLETED and row.records == 3, "3 chunks stored: whole"
+    part = h.assembler._ahead._parts[key]
+    await asyncio.wait({part}, timeout=3.0)
+    assert part.done() and time.monotonic() - completed < 1.0, "the part failed at once"
+    assert writes == {key: "AssemblyError"}
+
+    await answer(h, request_id, "claims", CLAIMS_ANSWER)
+    await h.assembler.assemble(request_id)
+    view = await h.service.get(request_id)
+    assert view.state is RequestState.FAILED
+    assert view.error == "the archive could not be built: sealed bytes did not open"
+    assert ("policy", 1) in reads.of(request_id)[0], "the build read policy's chunks itself"
+    assert key not in h.assembler._ahead
+
+
+async def announce_policy(h: AheadHarness, description: str, sent_at: datetime | None = None) -> None:
+    """Policy's connector announces itself again (by default at the fixture's time), declaring its
+    insured_person dataset with `description`."""
+    person = DatasetInfo(
+        "insured_person",
+        "contract_management",
+        description,
+        ("person_id",),
+        (FieldInfo("person_id", "provided", "contract_management", "The insured person's number"),),
+    )
+    await h.collector.on_heartbeat(
+        HeartbeatReceived("policy", "test-instance", "1", CONNECTOR_KEY.public, CONNECTOR_KEY.key_id,
+                          sent_at or h.clock(), ("email", "person_id", "nir"), ("person_id",), 5, (person,))
+    )  # fmt: skip
+
+
+async def written_part(h: AheadHarness, key: PartKey) -> PartAhead:
+    """The part written ahead for `key`, once written; it stays there for the build to take."""
+    part = await asyncio.shield(h.assembler._ahead._parts[key])
+    assert part is not None
+    return part
+
+
+async def test_a_part_written_for_another_declaration_of_the_system_is_not_used(
+    h: AheadHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Policy's part is written while its connector declares no datasets; then the connector is
+    redeployed and declares insured_person: the build does not splice the old part, it writes
+    policy itself, with the new declaration."""
+    reads = count_chunk_reads(h, monkeypatch)
+    writes = record_writes_ahead(h, monkeypatch)
+    write_ahead_from(monkeypatch, 1)
+    request_id = await submit_asking_both(h)
+    await answer(h, request_id, "policy", SMALL_ANSWER)
+    key = (request_id, "policy", 1)
+    assert (await written_part(h, key)).info.datasets == ()  # type: ignore[union-attr]
+    await announce_policy(h, "The insured person, as the policy system knows them")
+    h.assembler._catalog.forget()
+    await answer(h, request_id, "claims", CLAIMS_ANSWER)
+
+    archive = await built_archive(h, request_id)
+    assert writes == {key: "part"}
+    assert reads.of(request_id) == (
+        [("claims", 1), ("policy", 1), ("policy", 1)],  # the build read policy itself, once per pass
+        [("policy", 1), ("policy", 1)],  # as the part had
+    )
+    schema = json_file(archive, "schemas/policy/insured_person.schema.json")
+    assert isinstance(schema, dict)
+    assert "The insured person, as the policy system knows them" in str(schema["description"])
+    assert json_file(archive, "data/policy/insured_person.json") == [{"person_id": PERSON_ID}]
+    assert key not in h.assembler._ahead
+    assert verify_zip(archive).problems == []
+
+
+def record_archive_chunks(h: AheadHarness, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Wrap RequestStore.add_archive_chunk: the archive chunks stored, as (version, sequence)."""
+    stored: list[tuple[int, int]] = []
+    add_archive_chunk = h.store.add_archive_chunk
+
+    async def recorded(request_id: str, version: int, sequence: int, data: bytes) -> None:
+        await add_archive_chunk(request_id, version, sequence, data)
+        stored.append((version, sequence))
+
+    monkeypatch.setattr(h.store, "add_archive_chunk", recorded)
+    return stored
+
+
+def big_claims(count: int) -> list[list[Record]]:
+    """Claims' answer: `count` claims of a kilobyte of text each, 600 a chunk."""
+    claims: list[Record] = [
+        ("claim", f"c{n}", {"claim_id": f"c{n}", "note": secrets.token_hex(512)}) for n in range(count)
+    ]
+    return [claims[first : first + 600] for first in range(0, count, 600)]
+
+
+async def test_a_part_whose_spool_does_not_read_back_is_dropped_and_the_archive_written_again(
+    h: AheadHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Policy's part is written ahead, then a byte of its spool's file is altered. Claims (written
+    by the build, first) is large enough for archive chunks to be stored before the build reaches
+    policy's part, whose spool then raises SpoolError: the build logs it, drops that version's
+    chunks and the parts, writes the archive again from the sealed chunks, and the request is
+    READY with every record; only the published version's chunks remain."""
+    caplog.set_level(logging.WARNING, logger="dsar_service")
+    reads = count_chunk_reads(h, monkeypatch)
+    writes = record_writes_ahead(h, monkeypatch)
+    stored = record_archive_chunks(h, monkeypatch)
+    write_ahead_from(monkeypatch, 1)
+    request_id = await submit_asking_both(h)
+    await answer(h, request_id, "policy", LARGE_POLICY_ANSWER)
+    key = (request_id, "policy", 1)
+    spool = (await written_part(h, key)).spool
+    assert spool._blocks >= 1, "a block of the part is on disk"
+    spool._file.flush()
+    fd = spool._file.fileno()
+    os.pwrite(fd, bytes([os.pread(fd, 1, 100)[0] ^ 0xFF]), 100)
+    claims = big_claims(1200)
+    await answer(h, request_id, "claims", claims)
+
+    archive = await built_archive(h, request_id)
+    assert writes == {key: "part"}
+    assert f"a part written ahead failed request={request_id} (SpoolError); building without" in caplog.messages
+    assert reads.of(request_id)[0] == 4 * [("claims", 1)] + 2 * [("policy", 1)], (
+        "claims written by both tries (streamed: once per pass), policy by the second"
+    )
+    view = await h.service.get(request_id)
+    assert view.archive is not None
+    version = view.archive.version
+    assert {v for v, _ in stored} == {version}, "both tries write the version claimed"
+    tries = [n for n, (_, sequence) in enumerate(stored) if sequence == 0]
+    assert len(tries) == 2 and tries[1] > 0, "the first try stored archive chunks before it failed"
+    published = await h.pool.fetch(
+        "SELECT version, sequence, length(data) AS size FROM archive_chunks WHERE request_id = $1"
+        " ORDER BY version, sequence",
+        uuid.UUID(request_id),
+    )
+    assert [(r["version"], r["sequence"]) for r in published] == stored[tries[1] :], "the second try's only"
+    assert sum(r["size"] for r in published) == view.archive.size_bytes
+    payments = json_file(archive, "data/policy/premium_payment.json")
+    assert isinstance(payments, list) and [p["payment_id"] for p in payments] == list(range(1200))
+    assert json_file(archive, "data/policy/insured_person.json") == [
+        {"person_id": PERSON_ID, "first_name": "Jean", "last_name": "Dupont-Émile"}
+    ]
+    claimed = json_file(archive, "data/claims/claim.json")
+    assert isinstance(claimed, list) and [c["claim_id"] for c in claimed] == [f"c{n}" for n in range(1200)]
+    report = verify_zip(archive)
+    assert report.problems == [] and report.records == 1 + 1200 + 1200
+    assert key not in h.assembler._ahead
+
+
+async def test_a_part_is_used_after_a_heartbeat_that_declares_the_same(
+    h: AheadHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Policy's connector announces itself again, five seconds on, declaring the same datasets (as
+    it does every `interval_seconds`): the part still fits the system, and the build splices it."""
+    reads = count_chunk_reads(h, monkeypatch)
+    write_ahead_from(monkeypatch, 1)
+    request_id = await submit_asking_both(h)
+    await answer(h, request_id, "policy", SMALL_ANSWER)
+    await written_part(h, (request_id, "policy", 1))
+    await heartbeat(h, "policy", discovers=("person_id",), sent_at=h.clock() + timedelta(seconds=5))
+    h.assembler._catalog.forget()  # as the catalog does by itself a second after its last read
+    await answer(h, request_id, "claims", CLAIMS_ANSWER)
+    await built_archive(h, request_id)
+    assert reads.of(request_id)[0] == [("claims", 1)], "the build spliced policy's part"
