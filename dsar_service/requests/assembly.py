@@ -231,6 +231,13 @@ class Assembler:
         finally:
             self._streaming_slots.release()
 
+    async def _part_ahead(self, request_id: str, version: int, system: str, attempt: int) -> PartAhead | None:
+        """The system's part written ahead, if there is one (waiting for it, the lease renewed)."""
+        key = (request_id, system, attempt)
+        if key not in self._ahead:
+            return None
+        return await self._renewing(request_id, version, asyncio.ensure_future(self._ahead.take(key)))
+
     async def _renewing(self, request_id: str, version: int, waited: "asyncio.Future[_T]") -> _T:
         """`waited`'s result, renewing the build's lease every third of it meanwhile (raises
         LostLease when the claim is gone)."""
@@ -276,8 +283,7 @@ class Assembler:
             exported: tuple[DatasetReport, ...] = ()
             if progress.state is SystemState.COMPLETED:
                 attempt = attempts[progress.system]
-                taking = asyncio.ensure_future(self._ahead.take((request_id, progress.system, attempt)))
-                ahead = await self._renewing(request_id, version, taking)
+                ahead = await self._part_ahead(request_id, version, progress.system, attempt)
                 if ahead is not None and _declared(ahead.info) != _declared(info):
                     ahead.spool.close()  # the connector announced other datasets since: write it anew
                     ahead = None
