@@ -57,6 +57,7 @@ class Settings:
     attempt_deadline_seconds: float = 3600.0
     max_attempts: int = 3
     assembly_lease_seconds: float = 60.0
+    parts_ahead_disk_bytes: int = 32 * 1024 * 1024
     archive_ttl_days: int = 30
     request_retention_days: int = 365
     purge_interval_seconds: float = 3600.0

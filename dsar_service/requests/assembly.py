@@ -86,9 +86,6 @@ FOLLOW_POLL_SECONDS = 0.05  # between reads, when a followed attempt has nothing
 FOLLOW_POLL_MAX_SECONDS = 0.25  # chunk stored wakes it sooner); the pause doubles up to this
 # Parts written ahead at once, in one process: they compete for the same core as collection.
 MAX_CONCURRENT_WRITES_AHEAD = 2
-# The parts' temporary files, all together, take at most this on disk (deflated, sealed): half of
-# the service's /tmp in deploy/ (64 MiB). A part that does not fit is written by the build.
-PARTS_AHEAD_DISK_BYTES = 32 * 1024 * 1024
 
 
 class AssemblyError(Exception):
@@ -115,7 +112,9 @@ class Assembler:
         self._ahead = PartsAhead()
         self._streaming_slots = asyncio.Semaphore(MAX_CONCURRENT_STREAMING_BUILDS)
         self._ahead_slots = asyncio.Semaphore(MAX_CONCURRENT_WRITES_AHEAD)
-        self._ahead_disk = SpoolBudget(PARTS_AHEAD_DISK_BYTES)
+        # The parts' temporary files together (deflated, sealed); a part that does not fit is
+        # written by the build. 0: nothing is written ahead.
+        self._ahead_disk = SpoolBudget(settings.parts_ahead_disk_bytes)
         self._chunk_stored: dict[PartKey, asyncio.Event] = {}  # the attempts followed, woken by a chunk
 
     async def assemble(self, request_id: str) -> None:
@@ -150,6 +149,8 @@ class Assembler:
 
         For a large answer only (`WRITE_AHEAD_FROM_BYTES`): the build will splice the part in
         instead of writing the system then. Does nothing if the part is already being written."""
+        if not self._ahead_disk.limit:
+            return
         if completed.state is not SystemState.COMPLETED or completed.bytes < WRITE_AHEAD_FROM_BYTES:
             return
         request_id, system, attempt = completed.request_id, completed.system, completed.attempt
@@ -162,7 +163,7 @@ class Assembler:
         key = (request_id, system, attempt)
         if (stored := self._chunk_stored.get(key)) is not None:
             stored.set()
-        elif sequence == FOLLOW_FROM_SEQUENCE:
+        elif sequence == FOLLOW_FROM_SEQUENCE and self._ahead_disk.limit:
             self._ahead.start(key, lambda: self._write_part(request_id, system, attempt, following=True))
 
     def drop_parts_ahead(self) -> None:

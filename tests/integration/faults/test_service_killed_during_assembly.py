@@ -27,7 +27,12 @@ async def test_a_service_killed_during_assembly_builds_the_archive_once_after_re
     servers: StackInfo, broker: Broker, population: Population, identity: pyrage.x25519.Identity, tmp_path: Path
 ) -> None:
     settings = await deployment_settings(
-        servers, broker, tmp_path, system_timeout_seconds=10.0, assembly_lease_seconds=LEASE_SECONDS
+        servers,
+        broker,
+        tmp_path,
+        system_timeout_seconds=10.0,
+        assembly_lease_seconds=LEASE_SECONDS,
+        parts_ahead_disk_bytes=0,  # the build itself writes every system: the kill lands in it
     )
     async with Deployment.started(settings, tmp_path, systems=["claims"]) as deployment:
         stub = deployment.stub
