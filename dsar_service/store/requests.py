@@ -630,15 +630,13 @@ class RequestStore:
         (at most `limit`), and the system's row: one statement, for following an attempt as it
         streams (the row says whether more will come)."""
         row = await self._pool.fetchrow(
-            """SELECT ARRAY(SELECT rc.sealed_records FROM result_chunks rc
-                            WHERE rc.request_id = $1 AND rc.system = $2 AND rc.attempt = $3
-                              AND rc.sequence >= $4 AND rc.sequence < $4 + $5
-                            ORDER BY rc.sequence) AS chunks,
-                      ARRAY(SELECT rc.sequence FROM result_chunks rc
-                            WHERE rc.request_id = $1 AND rc.system = $2 AND rc.attempt = $3
-                              AND rc.sequence >= $4 AND rc.sequence < $4 + $5
-                            ORDER BY rc.sequence) AS sequences,
-                      (SELECT s FROM request_systems s WHERE s.request_id = $1 AND s.system = $2) AS system""",
+            """SELECT c.chunks, c.sequences,
+                      (SELECT s FROM request_systems s WHERE s.request_id = $1 AND s.system = $2) AS system
+               FROM (SELECT array_agg(rc.sealed_records ORDER BY rc.sequence) AS chunks,
+                            array_agg(rc.sequence ORDER BY rc.sequence) AS sequences
+                     FROM result_chunks rc
+                     WHERE rc.request_id = $1 AND rc.system = $2 AND rc.attempt = $3
+                       AND rc.sequence >= $4 AND rc.sequence < $4 + $5) AS c""",
             _uuid(request_id),
             system,
             attempt,
@@ -647,7 +645,8 @@ class RequestStore:
         )
         assert row is not None
         chunks: list[bytes] = []
-        for expected, (got, sealed) in enumerate(zip(row["sequences"], row["chunks"], strict=True), start=sequence):
+        stored = zip(row["sequences"] or (), row["chunks"] or (), strict=True)  # NULL when there is none
+        for expected, (got, sealed) in enumerate(stored, start=sequence):
             if got != expected:
                 break  # a gap: the next chunk has not arrived yet
             chunks.append(bytes(sealed))
