@@ -344,15 +344,13 @@ class Assembler:
         while True:
             stored.clear()
             chunks, row = await self._store.chunks_from(request_id, system, attempt, sequence, FOLLOW_CHUNKS_AT_ONCE)
-            if chunks:
-                pause = FOLLOW_POLL_SECONDS
             for sealed in chunks:
-                plain = open_sealed(sealed, private, chunk_binding(request_id, system, attempt, sequence))
-                for record in decode_records(plain):
-                    yield record.dataset, record.fields_json
+                for record in _opened(sealed, private, chunk_binding(request_id, system, attempt, sequence)):
+                    yield record
                 sequence += 1
                 await _yield_to_others()
             if chunks:
+                pause = FOLLOW_POLL_SECONDS
                 continue
             if row is None or row.attempt != attempt or (row.state.ended and row.state is not SystemState.COMPLETED):
                 raise AssemblyError("the attempt followed did not complete")
@@ -378,8 +376,7 @@ class Assembler:
         opened: list[list[tuple[str, bytes]]] | None = None  # held chunks, opened once for both passes
 
         def open_chunk(sealed: bytes, chunk_sequence: int) -> list[tuple[str, bytes]]:
-            plain = open_sealed(sealed, private, chunk_binding(request_id, system, attempt, chunk_sequence))
-            return [(record.dataset, record.fields_json) for record in decode_records(plain)]
+            return _opened(sealed, private, chunk_binding(request_id, system, attempt, chunk_sequence))
 
         async def records() -> AsyncIterator[tuple[str, bytes]]:
             nonlocal opened
@@ -399,6 +396,11 @@ class Assembler:
                 await after_chunk()
 
         return records
+
+
+def _opened(sealed: bytes, private: bytes, binding: bytes) -> list[tuple[str, bytes]]:
+    """A sealed chunk's records, as (dataset, fields as JSON), in the order sent."""
+    return [(record.dataset, record.fields_json) for record in decode_records(open_sealed(sealed, private, binding))]
 
 
 async def _write_system(
