@@ -15,8 +15,9 @@ is a file in `<folder>/logs/`, named after it and how many times it was started.
 import asyncio
 import contextlib
 import secrets
+import signal
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,23 @@ class Deployment:
         for child in [self.service, *self.connectors.values()]:
             if child is not None:
                 child.check()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Every running child stopped (SIGSTOP) for the body of the `with`, resumed (SIGCONT) after.
+
+        For a test that changes the world under the children in a step they must not see half-done:
+        they wake to the finished change, with every connection they held broken or stale.
+        """
+        running = [child for child in self.children if child.running]
+        for child in running:
+            child.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for child in running:
+                if child.running:
+                    child.process.send_signal(signal.SIGCONT)
 
     @classmethod
     @contextlib.asynccontextmanager
