@@ -30,6 +30,7 @@ class Timed:
     records: int
     archive_bytes: int
     error: str
+    systems_ended: dict[str, float]  # system -> seconds after the submission when it ended (by the service's clock)
 
     @property
     def ready(self) -> bool:
@@ -40,6 +41,7 @@ async def submit_and_watch(client: DsarClient, subject: SubjectFields, recipient
     """Submit an access request for `subject`, follow it with Watch until it ends."""
     request = build_submit_request("access", subject, recipient, f"bench-{uuid.uuid4().hex[:20]}")
     began = time.perf_counter()
+    began_at = time.time()
     submitted = await client.submit(request)
     request_id = submitted.request.request_id
     collected: float | None = None
@@ -61,6 +63,11 @@ async def submit_and_watch(client: DsarClient, subject: SubjectFields, recipient
         records=sum(system.records for system in final.systems),
         archive_bytes=final.archive.size_bytes,
         error=final.error,
+        systems_ended={
+            system.system: system.ended_at.ToMicroseconds() / 1e6 - began_at
+            for system in final.systems
+            if system.HasField("ended_at")
+        },
     )
 
 

@@ -234,6 +234,9 @@ def _heavy_rows(table: Table, label: str, timed: Timed, floor: FloorResult, down
               check=at_most(TARGET_RATIO))  # fmt: skip
     if timed.collected_seconds is not None and assemble is not None:
         table.add(label, "  collect + assemble", f"{seconds(timed.collected_seconds)} + {seconds(assemble)}")
+    if timed.systems_ended:
+        ended = sorted(timed.systems_ended.items(), key=lambda item: item[1])
+        table.add(label, "  systems ended after", ", ".join(f"{name} {value:.2f}" for name, value in ended) + " s")
     table.add(label, "records/s", rate(timed.records / timed.seconds, "records/s"),
               reference=rate(floor.rows / floor.seconds if floor.seconds else 0.0, "rows/s"))  # fmt: skip
     table.add(label, "  records / rows", f"{timed.records:,}", reference=f"{floor.rows:,} rows")
