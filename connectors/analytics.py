@@ -12,12 +12,13 @@ follows them to his anonymous visits at once (a cookie designates one person, wo
 reports them as discovered.
 
 Volumes: a subject can have tens of thousands of visits, each with its pages. The searches stream
-them with a cursor (`BATCH` documents per round trip), keep only the declared fields, and report
-each cookie once, so the work per visit is little more than the driver's own decoding. The declared
-fields are picked on the connector's side rather than by a server projection: every field the
-collections hold is declared today, so a projection would save no transfer, and it doubled the time
-of a search on the embedded test server (tests/connectors/test_analytics.py measures it). A field
-the owners add later is still never exported; if such a field is large, add a projection.
+them with `sdk.documents` (`BATCH` per round trip, the next read while one is handled), keep
+only the declared fields, and report each cookie once, so the work per visit is little more than
+the driver's own decoding. The declared fields are picked on the connector's side rather than by
+a server projection: every field the collections hold is declared today, so a projection would
+save no transfer, and it doubled the time of a search on the embedded test server
+(tests/connectors/test_analytics.py measures it). A field the owners add later is still never
+exported; if such a field is large, add a projection.
 
 Indexes it expects: visits(user_id), visits(visitor_id), cookie_consents(user_id),
 cookie_consents(visitor_id).
@@ -26,7 +27,7 @@ cookie_consents(visitor_id).
 from collections.abc import AsyncIterator
 from typing import Any
 
-from connectors.sdk import Connector, Dataset, Field, Ident, Query, Record, mongodb
+from connectors.sdk import Connector, Dataset, Field, Ident, Query, Record, documents, mongodb
 from connectors.sdk import Provenance as P
 
 BATCH = 1_000  # documents per round trip: a visit with its pages is about 1 KiB
@@ -69,7 +70,7 @@ async def subject_documents(q: Query, db: Any, dataset: Dataset) -> AsyncIterato
     names = ("_id", *dataset.fields)
     cookies: set[object] = set()
     for person_id in q.values(Ident.PERSON_ID):
-        async for document in collection.find({"user_id": person_id}, batch_size=BATCH):
+        async for document in documents(collection, {"user_id": person_id}, batch_size=BATCH):
             row = {name: document[name] for name in names if name in document}
             cookie = row.get("visitor_id")
             if cookie in cookies:
@@ -81,7 +82,7 @@ async def subject_documents(q: Query, db: Any, dataset: Dataset) -> AsyncIterato
     cookies |= await cookies_seen_elsewhere(q, db, dataset.name)
     for visitor_id in sorted({*q.values(Ident.VISITOR_ID), *(c for c in cookies if isinstance(c, str))}):
         anonymous = {"visitor_id": visitor_id, "user_id": None}
-        async for document in collection.find(anonymous, batch_size=BATCH):
+        async for document in documents(collection, anonymous, batch_size=BATCH):
             yield dataset.record({name: document[name] for name in names if name in document})
 
 

@@ -25,7 +25,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from connectors.sdk import Connector, Dataset, Field, Ident, Query, Record, mongodb, split_full_name
+from connectors.sdk import Connector, Dataset, Field, Ident, Query, Record, documents, mongodb, split_full_name
 from connectors.sdk import Provenance as P
 
 connector = Connector(
@@ -97,34 +97,34 @@ async def _look_up_contact_ids(q: Query, db: Any) -> list[Any]:
     return sorted(found)
 
 
-def documents(db: Any, dataset: Dataset, lookup: dict[str, Any], order: str) -> Any:
-    """A cursor on a dataset's collection reading only its declared fields, in batches."""
+def declared(db: Any, dataset: Dataset, lookup: dict[str, Any], order: str) -> AsyncIterator[dict[str, Any]]:
+    """The documents of a dataset's collection, only its declared fields, in batches, read ahead."""
     projection = dict.fromkeys(dataset.fields, 1)
-    return db[dataset.name].find(lookup, projection, batch_size=BATCH).sort([(order, 1), ("_id", 1)])
+    return documents(db[dataset.name], lookup, projection, sort=[(order, 1), ("_id", 1)], batch_size=BATCH)
 
 
 @contacts.search
 async def find_contacts(q: Query, db: Any) -> AsyncIterator[Record]:
-    async for doc in documents(db, contacts, {"_id": {"$in": await contact_ids(q, db)}}, "created_at"):
+    async for doc in declared(db, contacts, {"_id": {"$in": await contact_ids(q, db)}}, "created_at"):
         found = {Ident.PERSON_ID: doc.get("person_id"), Ident.EMAIL: doc.get("emails") or []}
         yield contacts.record(doc, discovered=found)
 
 
 @interactions.search
 async def find_interactions(q: Query, db: Any) -> AsyncIterator[Record]:
-    async for doc in documents(db, interactions, {"contact_id": {"$in": await contact_ids(q, db)}}, "occurred_at"):
+    async for doc in declared(db, interactions, {"contact_id": {"$in": await contact_ids(q, db)}}, "occurred_at"):
         yield interactions.record(doc)  # never agent_id: the projection leaves it out
 
 
 @complaints.search
 async def find_complaints(q: Query, db: Any) -> AsyncIterator[Record]:
-    async for doc in documents(db, complaints, {"contact_id": {"$in": await contact_ids(q, db)}}, "opened_at"):
+    async for doc in declared(db, complaints, {"contact_id": {"$in": await contact_ids(q, db)}}, "opened_at"):
         yield complaints.record(doc)
 
 
 @quotes.search
 async def find_quotes(q: Query, db: Any) -> AsyncIterator[Record]:
-    async for doc in documents(db, quotes, {"contact_id": {"$in": await contact_ids(q, db)}}, "requested_at"):
+    async for doc in declared(db, quotes, {"contact_id": {"$in": await contact_ids(q, db)}}, "requested_at"):
         yield quotes.record(doc)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from connectors.sdk import Connector, Field, Ident, PermanentError, Query, Record, mongodb
+from connectors.sdk import Connector, Field, Ident, PermanentError, Query, Record, documents, mongodb
 from connectors.sdk import Provenance as P
 
 BATCH = 200  # candidate files per round trip: a file with its CV text is a few KiB
@@ -61,13 +61,13 @@ _APPLICATIONS = {f"applications.{name}": 1 for name in applications.fields if na
 
 async def subject_files(q: Query, db: Any, projection: Mapping[str, int]) -> AsyncIterator[dict[str, Any]]:
     """The subject's candidate files, each once: one indexed lookup per e-mail and per candidate id."""
-    lookups = [
+    lookups: list[dict[str, Any]] = [
         *({"_id": _object_id(value)} for value in q.values(Ident.CANDIDATE_ID)),
         *({"email": value} for value in q.values(Ident.EMAIL)),
     ]
     seen: set[ObjectId] = set()
     for lookup in lookups:
-        async for document in db.candidates.find(lookup, projection, batch_size=BATCH):
+        async for document in documents(db.candidates, lookup, projection, batch_size=BATCH):
             if document["_id"] not in seen:
                 seen.add(document["_id"])
                 yield document

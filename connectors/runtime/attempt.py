@@ -3,10 +3,11 @@
 The datasets are searched one after the other, so the records of a dataset are contiguous in
 the stream (the service's archive relies on it). Redaction notes are held back and sent last, as
 the dataset `_redactions`. Records are packed into RecordBatches of at most 1 MiB, each sealed to
-the request's key and bound to (request, system, attempt, sequence), and each send but the last
-is awaited: a slow broker slows the search instead of filling memory. The last chunk goes out
-with the Completion, in one produce request most of the time: the Completion is sent without
-waiting for the chunk's acknowledgement, then both are awaited (same key, same partition: the
+the request's key and bound to (request, system, attempt, sequence). At most
+`CHUNKS_IN_FLIGHT` chunks wait for their acknowledgement at once: a slow broker slows the search
+instead of filling memory, and the search goes on while the broker writes. The last chunks go
+out with the Completion, in one produce request most of the time: the Completion is sent without
+waiting for the chunks' acknowledgements, then all are awaited (same key, same partition: the
 producer keeps them in order). The service accepts a Completion before its last chunk anyway.
 Keys seen in a dataset are de-duplicated (a subject found by e-mail and by NIR is returned once).
 
@@ -19,8 +20,8 @@ A bug of the connector (any exception other than a ConnectorError, raised while 
 viewing or encoding a record) fails the attempt, not retryable, with only the exception's type
 as its error: a command that failed this way is not run again and again. A failed send to Kafka
 is not such a bug: it propagates (`send_failed` says so), and the worker runs the attempt again.
-That holds for the last chunk and the Completion together: if either is not acknowledged, the
-attempt failed to send, though the other may have arrived (the service keeps the first copy of
+That holds for the chunks in flight and the Completion together: if one is not acknowledged, the
+attempt failed to send, though the others may have arrived (the service keeps the first copy of
 each chunk and ignores a second Completion).
 """
 
@@ -29,6 +30,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 from typing import Any, Protocol, TypeAlias
@@ -49,6 +51,8 @@ from dsar_common.topics import Topics
 
 log = logging.getLogger("connectors.runtime")
 _TRACER = tracer("connectors.runtime")
+
+CHUNKS_IN_FLIGHT = 3  # sent chunks not yet acknowledged, at most (each up to 1 MiB)
 
 Status: TypeAlias = "bus_pb2.CompletionStatus.ValueType"
 Headers: TypeAlias = list[tuple[str, bytes]]
@@ -117,7 +121,7 @@ class Attempt:
         self._discovered: dict[tuple[str, str], Identifier] = {}
         self.completing = False  # set once the Completion is being sent: too late to cancel
         self._send_failure: BaseException | None = None  # the last send that failed, re-raised as is
-        self._last_chunk: Awaitable[Any] | None = None  # the last chunk's acknowledgement, awaited on completion
+        self._in_flight: deque[Awaitable[Any]] = deque()  # acknowledgements of chunks sent, oldest first
 
     @property
     def send_failed(self) -> bool:
@@ -187,17 +191,16 @@ class Attempt:
             retryable=retryable,
             sealed_discovered=sealed,
         )
-        last_chunk, self._last_chunk = self._last_chunk, None
-        if last_chunk is None:
-            await self._send(bus_pb2.ResultEvent(completion=completion))
-        else:
-            try:
-                delivered = await self._enqueue(bus_pb2.ResultEvent(completion=completion))
-            except Exception:
+        in_flight = list(self._in_flight)
+        self._in_flight.clear()
+        try:
+            delivered = await self._enqueue(bus_pb2.ResultEvent(completion=completion))
+        except Exception:
+            for chunk in in_flight:
                 with contextlib.suppress(Exception):
-                    await last_chunk  # its outcome is not left unread; the failure is the Completion's
-                raise
-            await self._delivered(last_chunk, delivered)
+                    await chunk  # their outcome is not left unread; the failure is the Completion's
+            raise
+        await self._delivered(*in_flight, delivered)
         log.info(
             "request %s on %s attempt %d: %s, %d records in %d chunks",
             self.order.request_id,
@@ -270,7 +273,7 @@ class Attempt:
             raise self._source.translate(error) from error  # lending the connection, or giving it back
         batch = self._packer.flush()
         if batch is not None:
-            await self._send_chunk(*batch, last=True)
+            await self._send_chunk(*batch)
 
     async def _search_datasets(self, query: Query, db: Any) -> None:
         asked = {(i.kind.value, i.value) for i in query.identifiers}
@@ -326,8 +329,9 @@ class Attempt:
         if full is not None:
             await self._send_chunk(*full)
 
-    async def _send_chunk(self, batch: bytes, count: int, *, last: bool = False) -> None:
-        """Send a chunk and wait for its acknowledgement; the `last` one is awaited with the Completion."""
+    async def _send_chunk(self, batch: bytes, count: int) -> None:
+        """Send a chunk; wait for the oldest acknowledgement when `CHUNKS_IN_FLIGHT` are awaited.
+        Those still awaited when the search ends are awaited with the Completion."""
         sequence = self.chunks
         chunk = bus_pb2.ResultChunk(
             request_id=self.order.request_id,
@@ -337,11 +341,9 @@ class Attempt:
             record_count=count,
             sealed_records=self._seal(batch, chunk_binding(*self._place, sequence)),
         )
-        event = bus_pb2.ResultEvent(chunk=chunk)
-        if last:
-            self._last_chunk = await self._enqueue(event)
-        else:
-            await self._send(event)
+        self._in_flight.append(await self._enqueue(bus_pb2.ResultEvent(chunk=chunk)))
+        if len(self._in_flight) > CHUNKS_IN_FLIGHT:
+            await self._delivered(self._in_flight.popleft())
         self.chunks += 1
         self.records += count
         self.bytes += len(batch)

@@ -64,7 +64,7 @@ events.person_id, events.email, events.(phone, birth_date).
 from collections.abc import AsyncIterator
 from typing import Any
 
-from connectors.sdk import Connector, Field, Ident, Query, Record, mongodb
+from connectors.sdk import Connector, Field, Ident, Query, Record, documents, mongodb
 from connectors.sdk import Provenance as P
 
 connector = Connector(
@@ -86,14 +86,14 @@ _PROJECTION = {name: 1 for name in events.fields}
 
 @events.search
 async def find_events(q: Query, db: Any) -> AsyncIterator[Record]:
-    """One indexed equality query per identifier (or pair), documents streamed in batches."""
+    """One indexed equality query per identifier (or pair), documents streamed in batches read ahead."""
     filters: list[dict[str, str]] = [
         *({"person_id": v} for v in q.values(Ident.PERSON_ID)),
         *({"email": v} for v in q.values(Ident.EMAIL)),
         *({"phone": phone, "birth_date": birth} for phone, birth in q.pairs(Ident.PHONE, Ident.BIRTH_DATE)),
     ]
     for query in filters:
-        async for doc in db.events.find(query, _PROJECTION, batch_size=500).sort("_id", 1):
+        async for doc in documents(db.events, query, _PROJECTION, sort=[("_id", 1)], batch_size=500):
             yield events.record(doc, discovered={Ident.PERSON_ID: doc.get("person_id")})
 '''
 

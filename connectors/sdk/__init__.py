@@ -18,7 +18,7 @@ from connectors.sdk._errors import (
     TemporaryError,
 )
 from connectors.sdk._query import Query, RequestKind
-from connectors.sdk._stores import Store, mongodb, postgresql, rows
+from connectors.sdk._stores import Store, documents, mongodb, postgresql, rows
 from connectors.sdk.identifiers import Ident, Identifier, split_full_name
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "RequestKind",
     "Store",
     "TemporaryError",
+    "documents",
     "mongodb",
     "postgresql",
     "rows",

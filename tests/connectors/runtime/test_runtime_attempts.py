@@ -3,7 +3,7 @@
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -11,7 +11,7 @@ from typing import Any, Literal
 import orjson
 import pytest
 
-from connectors.runtime.attempt import Attempt, Headers
+from connectors.runtime.attempt import CHUNKS_IN_FLIGHT, Attempt, Headers
 from connectors.runtime.messages import QueryOrder, identifier_to_proto
 from connectors.runtime.retry import RetryPolicy
 from connectors.runtime.worker import ConnectorWorker, RuntimeOptions
@@ -297,15 +297,37 @@ async def test_a_slow_attempt_reports_progress_after_first_progress_seconds() ->
     assert [e.WhichOneof("event") for e in producer.events()] == ["progress", "chunk", "completion"]
 
 
-async def test_the_last_chunk_goes_out_with_the_completion_and_the_others_one_by_one() -> None:
-    producer = FakeProducer()
+class AcknowledgingWhenAwaited(FakeProducer):
+    """A slow broker: a message is acknowledged only once the attempt awaits it, with every
+    message handed before it. `unacknowledged` then shows how far the attempt runs ahead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._acknowledged = 0
+
+    async def send(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, *, headers: Headers | None = None
+    ) -> Awaitable[None]:
+        self.unacknowledged.append(len(self.handed) - self._acknowledged)
+        self.handed.append((topic, value, key, headers))
+        return self._acknowledge(len(self.handed))
+
+    async def _acknowledge(self, upto: int) -> None:
+        while self._acknowledged < upto:
+            self.sent.append(self.handed[self._acknowledged])
+            self._acknowledged += 1
+
+
+async def test_chunks_go_out_without_waiting_up_to_the_limit_and_the_last_ones_with_the_completion() -> None:
+    producer = AcknowledgingWhenAwaited()
     await attempt(FakeStore(rows(40, size=200)), producer, chunk_limit=2_000, first_progress_seconds=3600).run()
     chunks = len(producer.chunks())
-    assert chunks > 3 and len(producer.handed) == chunks + 1
-    # each chunk waited for the previous one's acknowledgement (backpressure); the Completion did
-    # not wait for the last chunk's: both were in the producer's hands at once
-    assert producer.unacknowledged == [0] * chunks + [1]
+    assert chunks > CHUNKS_IN_FLIGHT + 2 and len(producer.handed) == chunks + 1
+    # the search went on while up to CHUNKS_IN_FLIGHT chunks waited for their acknowledgement,
+    # and no further (backpressure); the Completion went out without waiting for the last ones
+    assert producer.unacknowledged == [min(i, CHUNKS_IN_FLIGHT) for i in range(chunks)] + [CHUNKS_IN_FLIGHT]
     assert producer.completions()[0].chunk_count == chunks
+    assert len(producer.sent) == chunks + 1  # and every one of them was awaited
 
 
 class Refusing(FakeProducer):
