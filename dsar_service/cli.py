@@ -54,6 +54,7 @@ from dsar_service.client import (
 )
 
 if TYPE_CHECKING:
+    from dsar_service.bench import BenchOptions
     from dsar_service.stack import StackInfo, StackStatus
 
 EXIT_OK = 0
@@ -136,16 +137,24 @@ async def _connectors_new(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from dsar_service.bench import BenchOptions, run_bench
+def bench_options(args: argparse.Namespace) -> "BenchOptions":
+    """What `dsar bench`'s command line asks for."""
+    from dsar_service.bench import BenchOptions
 
-    options = BenchOptions(
+    return BenchOptions(
         quick=args.quick,
         only=args.only,
         postgres=args.postgres,
         profile_dir=Path(args.profile) if args.profile else None,
+        work_dir=Path(args.keep) if args.keep else None,
+        keep_work_dir=bool(args.keep),
     )
-    return await run_bench(options, sys.stdout)
+
+
+async def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from dsar_service.bench import run_bench
+
+    return await run_bench(bench_options(args), sys.stdout)
 
 
 async def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -402,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", choices=["large", "tenth", "many", "crypto"], help="run one scenario")
     bench.add_argument("--postgres", default="embedded", help=POSTGRES_HELP)
     bench.add_argument("--profile", metavar="DIR", help="py-spy profiles of the service and connectors (needs py-spy)")
+    bench.add_argument("--keep", metavar="DIR", help="run in a new folder in DIR, kept after (logs, stack)")
     bench.set_defaults(handler=_bench)
 
     audit = commands.add_parser("audit", help="the audit trail of the service")

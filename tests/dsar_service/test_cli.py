@@ -77,6 +77,13 @@ def test_malformed_command_lines_exit_2(argv: list[str]) -> None:
     assert caught.value.code == cli.EXIT_USAGE
 
 
+def test_bench_keeps_its_folder_only_when_told(tmp_path: Path) -> None:
+    kept = cli.bench_options(parse("bench", "--only", "large", "--keep", str(tmp_path)))
+    assert (kept.only, kept.work_dir, kept.keep_work_dir) == ("large", tmp_path, True)
+    default = cli.bench_options(parse("bench"))
+    assert (default.only, default.work_dir, default.keep_work_dir) == (None, None, False)
+
+
 def test_settings_come_from_the_state_folder_then_the_flags(tmp_path: Path) -> None:
     (tmp_path / "stack.toml").write_text('server = "127.0.0.1:6001"\ninsecure = false\n')
     settings = cli.load_settings(parse("--state-dir", str(tmp_path), "systems"), environ={})
