@@ -14,7 +14,7 @@ from .manifest import FORMAT_VERSION, build_manifest
 from .page import render_index
 from .report import ArchiveReport, DatasetReport, IdentifierReport, Redaction, SystemReport
 from .schema import dataset_schema, manifest_schema, validate
-from .spool import SealedSpool, SpoolBudget, SpoolError
+from .spool import SealedSpool, SpoolBudget, SpoolChain, SpoolError
 from .verify import VerifyError, VerifyReport, decrypt_archive, verify_archive, verify_zip
 from .writer import ArchiveDigest, ArchiveWriter, FileEntry, Section, SectionWriter, Splicing
 from .zipstream import ZipSection, ZipSplice, ZipStream
@@ -36,6 +36,7 @@ __all__ = [
     "SectionWriter",
     "Splicing",
     "SpoolBudget",
+    "SpoolChain",
     "SpoolError",
     "SystemPart",
     "SystemReport",

@@ -13,6 +13,11 @@ ZIP entries are written one after the other, so a dataset's JSON and CSV files c
 by side. The CSV is written in a second pass over the same records (the caller reads them twice,
 from where they are stored sealed) rather than spooled to a temporary file, which would put
 the subject's data in plaintext on disk; memory stays one record and a few buffers.
+`end_json_pass` says whether that second pass is needed: a builder given a `csv_writer` (a
+second SectionWriter, whose bytes go to a sealed spool of their own) writes the CSV twins in
+the JSON pass, when each dataset's columns are known from its first record (every field
+declared, or all there from the first record on); the CSV files and the schemas are then its
+section, which follows the first (`Section.then`). Otherwise that section is given up.
 
 Records come with their dataset name; a system's datasets must each come in one run. The
 reserved dataset `_redactions` carries notes of other people's data removed (art. 15(4)).
@@ -22,9 +27,10 @@ SectionWriter writes that system alone, `take_part` returns what it wrote and le
 archive's builder takes it in its place with `add_part`, giving the same archive as writing the
 system there.
 
-    ahead = ArchiveBuilder(SectionWriter(spool.write), portability=False)
-    ahead.begin_system("claims", declared); …json_record… end_json_pass() …csv_record…
-    part = ahead.take_part(ahead.end_system())
+    ahead = ArchiveBuilder(SectionWriter(spool.write), csv_writer=SectionWriter(csv_spool.write), portability=False)
+    ahead.begin_system("claims", declared); …json_record…
+    if ahead.end_json_pass(): …csv_record…   # not needed: the CSV twins went to csv_spool
+    part = ahead.take_part(ahead.end_system())  # its bytes: spool's, then csv_spool's if csv_alongside
     later, instead of begin_system … end_system:
         splicing = builder.add_part(part)
         for block in spool.blocks(): splicing.write(block)
@@ -94,8 +100,11 @@ class ArchiveBuilder:
         portability: bool,
         register: Register | None = None,
         labels: Labels | None = None,
+        csv_writer: SectionWriter | None = None,
     ) -> None:
         self._writer = writer
+        self._csv_writer = csv_writer  # where the CSV twins go when written in the JSON pass
+        self._alongside = False  # the current system's CSV twins are being written in the JSON pass
         self.portability = portability
         self.register = register or _default_register()
         self.labels = labels or _default_labels()
@@ -132,6 +141,7 @@ class ArchiveBuilder:
             raise RuntimeError("end_system() the previous system first")
         self._system = safe_name(system)
         self._begun.append(self._system)
+        self._alongside = self._csv_writer is not None
         self.received = 0
         self._declared = {d.name: d for d in declared}
         self._shapes, self._order, self._current, self._current_shape = {}, [], None, None
@@ -178,6 +188,7 @@ class ArchiveBuilder:
             return
         shape = self._current_shape
         if dataset != self._current or shape is None:
+            self._end_csv_alongside()
             self._switch(dataset)
             self._close_json()
             shape = self._current_shape = self._shape(dataset)
@@ -188,7 +199,11 @@ class ArchiveBuilder:
             return
         if first:
             self._writer.open_json_array(self._path("data", shape, ".json"))
+            if self._alongside:
+                self._begin_csv_alongside(shape)
         self._writer.write_json_object(orjson.dumps(row))
+        if self._alongside:
+            self._add_csv_row(shape, fields)
 
     def _redaction(self, fields: Mapping[str, Any]) -> None:
         assert self._system is not None
@@ -208,16 +223,61 @@ class ArchiveBuilder:
         if previous is not None and not self._shapes[previous].empty:
             self._writer.close_json_array()
 
-    def end_json_pass(self) -> None:
-        """End the first pass; the CSV pass follows, over the same records in the same order."""
+    def end_json_pass(self) -> bool:
+        """End the first pass. True: the CSV pass must follow, over the same records in the same
+        order; False: the CSV twins were written alongside (`csv_alongside`), end_system() now."""
+        self._end_csv_alongside()
         if self._current is not None and not self._shapes[self._current].empty:
             self._writer.close_json_array()
         self._current, self._current_shape = None, None
+        return not self._alongside
+
+    @property
+    def csv_alongside(self) -> bool:
+        """Whether the current (or last) system's CSV twins and schemas went to the `csv_writer`,
+        in the JSON pass: its section then follows the first one's."""
+        return self._alongside
+
+    # --- the CSV twins in the JSON pass ---------------------------------------------------------------
+
+    def _begin_csv_alongside(self, shape: DatasetShape) -> None:
+        """Open the dataset's CSV twin in the CSV section, with the columns known so far: the
+        declared fields (and those of the first record)."""
+        assert self._csv_writer is not None
+        self._columns = tuple(c.name for c in shape.columns)
+        self._csv = CsvEncoder(self._columns)
+        self._csv_writer.open_file(self._path("data", shape, ".csv"))
+        self._csv_writer.write(self._csv.header())
+        self._csv_rows = 0
+
+    def _add_csv_row(self, shape: DatasetShape, fields: Mapping[str, Any]) -> None:
+        assert self._csv_writer is not None and self._csv is not None
+        cells = shape.csv_cells(fields, self._columns)
+        if cells is not None:
+            self._csv.add_texts(cells)
+            self._csv_rows += 1
+            if self._csv.ready:
+                self._csv_writer.write(self._csv.take())
+
+    def _end_csv_alongside(self) -> None:
+        """Close the current dataset's CSV twin in the CSV section. If the dataset turned out to
+        have columns its first record did not show (undeclared fields), the CSV section is given
+        up: the CSV pass writes the twins, as without a `csv_writer`."""
+        if self._csv is None or self._current is None or not self._alongside:
+            return
+        assert self._csv_writer is not None
+        self._csv_writer.write(self._csv.take())
+        self._csv_writer.close_file(records=self._csv_rows)
+        self._csv = None
+        if tuple(c.name for c in self._shapes[self._current].columns) != self._columns:
+            self._alongside = False
 
     # --- pass 2: CSV ---------------------------------------------------------------------------------
 
     def csv_record(self, dataset: str, fields_json: bytes) -> None:
         """The same record again, for the CSV file."""
+        if self._alongside:
+            raise RuntimeError("the CSV twins were written in the JSON pass: end_system() now")
         shape = self._current_shape
         if dataset != self._current or shape is None:
             if dataset == REDACTIONS_DATASET:
@@ -275,7 +335,9 @@ class ArchiveBuilder:
             json_path, csv_path = self._path("data", shape, ".json"), self._path("data", shape, ".csv")
             schema_path = self._path("schemas", shape, ".schema.json")
             schema = dataset_schema(shape, label.title, " ".join(x for x in (description, label.note) if x))
-            self._writer.add_file(schema_path, orjson.dumps(schema, option=_JSON))
+            (self._csv_writer if self._alongside and self._csv_writer else self._writer).add_file(
+                schema_path, orjson.dumps(schema, option=_JSON)
+            )
             self._schemas[json_path] = schema_path
             self._exported.add((system, name))
             activities = dict.fromkeys(c.field.activity for c in shape.columns if c.field is not None)
@@ -325,9 +387,12 @@ class ArchiveBuilder:
             raise RuntimeError("end_system() first")
         if len(self._begun) != 1:
             raise RuntimeError("a part holds one system")
+        section = writer.finish()
+        if self._alongside and self._csv_writer is not None:
+            section = section.then(self._csv_writer.finish())
         return SystemPart(
             system=self._begun[0],
-            section=writer.finish(),
+            section=section,
             datasets=datasets,
             received=self.received,
             redactions=tuple(self._redactions),

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-__all__ = ["SPOOL_BLOCK_BYTES", "SealedSpool", "SpoolBudget", "SpoolError"]
+__all__ = ["SPOOL_BLOCK_BYTES", "SealedSpool", "SpoolBudget", "SpoolChain", "SpoolError"]
 
 SPOOL_BLOCK_BYTES = 1024 * 1024
 _TAG = 16
@@ -122,3 +122,24 @@ class SealedSpool:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class SpoolChain:
+    """Spools read back one after the other, as one: a part written as two sections at once."""
+
+    def __init__(self, *spools: SealedSpool) -> None:
+        self.spools = spools
+
+    @property
+    def size(self) -> int:
+        """Plaintext bytes written, in all."""
+        return sum(spool.size for spool in self.spools)
+
+    def blocks(self) -> Iterator[bytes]:
+        """Each spool's blocks in turn (see `SealedSpool.blocks`)."""
+        for spool in self.spools:
+            yield from spool.blocks()
+
+    def close(self) -> None:
+        for spool in self.spools:
+            spool.close()

@@ -67,6 +67,11 @@ class Section:
         """The section's bytes: what `ArchiveWriter.splice` must be given."""
         return self.zip.size
 
+    def then(self, other: "Section") -> "Section":
+        """This section followed by `other` (written apart at the same time), as one section,
+        whose bytes are this one's then the other's."""
+        return Section(self.zip.then(other.zip), self.files + other.files)
+
 
 @lru_cache(maxsize=32)
 def _sha256(data: bytes) -> str:

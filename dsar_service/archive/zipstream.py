@@ -77,6 +77,14 @@ class ZipSection:
     entries: tuple[_Entry, ...]
     size: int
 
+    def then(self, other: "ZipSection") -> "ZipSection":
+        """This section followed by `other`, as one: splicing it is splicing both in turn."""
+        names = {entry.name for entry in self.entries}
+        if any(entry.name in names for entry in other.entries):
+            raise ValueError("archive path is already used")
+        moved = (dataclasses.replace(entry, offset=entry.offset + self.size) for entry in other.entries)
+        return ZipSection((*self.entries, *moved), self.size + other.size)
+
 
 def _fit32(value: int) -> int:
     return value if value < _ZIP64_FROM else _SEE_ZIP64

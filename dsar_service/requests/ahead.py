@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from dsar_service.archive import SealedSpool, SystemPart
+from dsar_service.archive import SealedSpool, SpoolChain, SystemPart
 from dsar_service.model import SystemInfo
 
 __all__ = ["PartAhead", "PartKey", "PartsAhead"]
@@ -43,7 +43,7 @@ class PartAhead:
     `info`: the system as its connector announced it when the part was written."""
 
     part: SystemPart
-    spool: SealedSpool
+    spool: SealedSpool | SpoolChain  # the part's section's bytes, in order
     info: SystemInfo | None = None
 
 

@@ -4,7 +4,9 @@ Memory holds a few sealed chunks and one archive chunk at a time, whatever the a
 Each system's sealed chunks are read twice: once for its JSON files, once for their CSV twins
 (ZIP entries are sequential, and spooling the CSV to disk would leave the data in plaintext
 there); a small request's chunks (HELD_CHUNKS_BYTES in all) are read once, opened once and kept
-for both. Builds with more than that take one of a few streaming slots.
+for both. A part written ahead is read once: its CSV twins go to a second sealed spool as its
+JSON files are written, when every field is declared (else a second reading writes them).
+Builds with more than that take one of a few streaming slots.
 What the archive holds besides the data (index.html, the data dictionary, manifest.json) is
 dsar_service.archive's: this module gathers the facts, from the request, the systems' outcomes
 and the catalog the connectors announced (their datasets, fields, provenance and activities).
@@ -15,9 +17,9 @@ nothing but the recipient can read what was collected.
 A system with a large answer is written ahead: its part of the archive goes into a sealed spool
 before the build, which splices it in (see ahead.py), and writes every other system itself. The
 part is started when the system completes while others are still searched (`write_ahead`), or
-earlier, while it still streams (`follow`, from its fifth chunk): then its JSON files follow its
-chunks as they are stored, and its CSV twins are written once it has completed. The part's
-spool holds its files deflated, sealed with a key the process alone holds; the spliced files
+earlier, while it still streams (`follow`, from its fifth chunk): then its JSON files and their
+CSV twins follow its chunks as they are stored. The part's spools hold its files deflated,
+sealed with a key the process alone holds; the spliced files
 keep the time they were written at. A part that cannot be used (another attempt, another
 declaration of the system's datasets, a spool that does not read back) is written again.
 
@@ -48,6 +50,7 @@ from dsar_service.archive import (
     SealedSpool,
     SectionWriter,
     SpoolBudget,
+    SpoolChain,
     SpoolError,
     SystemReport,
 )
@@ -158,8 +161,9 @@ class Assembler:
 
     def follow(self, request_id: str, system: str, attempt: int, sequence: int) -> None:
         """A chunk of an attempt was stored: from `FOLLOW_FROM_SEQUENCE` on (a large answer), start
-        writing the system's part ahead now, its JSON files following the chunks as they arrive;
-        the CSV files follow once the attempt is complete. Its completion then finds it started."""
+        writing the system's part ahead now, its JSON files and their CSV twins following the
+        chunks as they arrive (the CSV twins take a second reading, once the attempt is complete,
+        if a field was not declared). Its completion then finds it started."""
         key = (request_id, system, attempt)
         if (stored := self._chunk_stored.get(key)) is not None:
             stored.set()
@@ -180,10 +184,11 @@ class Assembler:
             started = time.monotonic()
             private = self._keys.private_key(request_id, secrets.wrapped_private_key)
             info = (await self._catalog.systems()).get(system)
-            spool = SealedSpool(budget=self._ahead_disk)
+            spool, csv_spool = SealedSpool(budget=self._ahead_disk), SealedSpool(budget=self._ahead_disk)
             try:
                 builder = ArchiveBuilder(
                     SectionWriter(spool.write, compresslevel=COMPRESS_LEVEL),
+                    csv_writer=SectionWriter(csv_spool.write, compresslevel=COMPRESS_LEVEL),
                     portability=secrets.kind is Kind.PORTABILITY,
                 )
                 records = self._records(request_id, system, attempt, private, None, _yield_to_others)
@@ -192,12 +197,16 @@ class Assembler:
                 part = builder.take_part(await _write_system(builder, system, info, records))
             except BaseException:
                 spool.close()
+                csv_spool.close()
                 raise
+            if not builder.csv_alongside:  # a field not declared: the CSV twins took a second pass
+                csv_spool.close()
+            spools = SpoolChain(spool, csv_spool) if builder.csv_alongside else spool
             log.info(
-                "part written ahead request=%s system=%s bytes=%d seconds=%.2f",
-                request_id, system, spool.size, time.monotonic() - started,
+                "part written ahead request=%s system=%s bytes=%d seconds=%.2f csv_alongside=%s",
+                request_id, system, spools.size, time.monotonic() - started, builder.csv_alongside,
             )  # fmt: skip
-            return PartAhead(part, spool, info)
+            return PartAhead(part, spools, info)
 
     async def _build(self, request_id: str, claim: AssemblyClaim) -> None:
         started = time.monotonic()
@@ -409,13 +418,14 @@ async def _write_system(
     info: SystemInfo | None,
     records: Callable[[], AsyncIterator[tuple[str, bytes]]],
 ) -> tuple[DatasetReport, ...]:
-    """Write a completed system's files: its JSON, then the CSV twins from a second reading."""
+    """Write a completed system's files: its JSON, then the CSV twins from a second reading,
+    unless the builder wrote them alongside (a part written ahead, every field declared)."""
     builder.begin_system(system, _declared(info))
     async for dataset, fields_json in records():
         builder.json_record(dataset, fields_json)
-    builder.end_json_pass()
-    async for dataset, fields_json in records():
-        builder.csv_record(dataset, fields_json)
+    if builder.end_json_pass():
+        async for dataset, fields_json in records():
+            builder.csv_record(dataset, fields_json)
     return builder.end_system()
 
 

@@ -41,7 +41,8 @@ import pyrage
 import pytest
 
 from dsar_common.settings import Settings
-from dsar_service.archive import verify_zip
+from dsar_service.archive import SpoolChain, verify_zip
+from dsar_service.archive import spool as archive_spool
 from dsar_service.bus import AttemptOutcome, ChunkReceived, HeartbeatReceived
 from dsar_service.model import DatasetInfo, FieldInfo, RequestState, SystemState
 from dsar_service.requests import assembly
@@ -304,7 +305,7 @@ async def test_a_system_completed_before_the_others_is_spliced_and_the_archive_i
     assert writes == {(ahead_id, "policy", 1): "part"}
     assert reads.of(ahead_id) == (
         [("claims", 1)],  # the build read claims (both passes from chunks held), never policy
-        [("policy", 1), ("policy", 1)],  # the write ahead read policy: once for JSON, once for CSV
+        [("policy", 1)],  # the write ahead read policy once: the CSV twins were written alongside
     )
 
     write_ahead_from(monkeypatch, 10**12)  # the same answers, written by the build
@@ -426,7 +427,7 @@ async def test_a_system_below_the_threshold_is_not_written_ahead(
         if case == "below":
             assert (by_build, ahead) == ([("claims", 1), ("policy", 1)], []), "the build wrote policy"
         else:
-            assert (by_build, ahead) == ([("claims", 1)], [("policy", 1), ("policy", 1)])
+            assert (by_build, ahead) == ([("claims", 1)], [("policy", 1)])
     assert len(h.completed_before_others) == 2, "the collector offered policy both times"
     assert [len(keys) for keys in outcomes.values()] == [0, 1]
 
@@ -451,7 +452,7 @@ async def test_an_attempt_still_streaming_is_followed_and_the_archive_is_the_sam
     assert writes == {(followed_id, "policy", 1): "part"}
     assert reads.of(followed_id) == (
         [("claims", 1)],  # the build read claims only
-        [("policy", 1)],  # the part read policy once more, for its CSV: its JSON followed the chunks
+        [],  # the part read nothing more: its JSON files and CSV twins followed the chunks
     )
 
     monkeypatch.setattr(assembly, "FOLLOW_FROM_SEQUENCE", 10**6)
@@ -484,7 +485,7 @@ async def test_a_followed_attempt_that_fails_gives_no_part_and_the_next_one_is_f
     await answer(h, request_id, "claims", CLAIMS_ANSWER)
     archive = await built_archive(h, request_id)
     assert writes == {(request_id, "policy", 1): "AssemblyError", (request_id, "policy", 2): "part"}
-    assert reads.of(request_id) == ([("claims", 1)], [("policy", 2)])  # attempt 1's chunks were followed only
+    assert reads.of(request_id) == ([("claims", 1)], [])  # each attempt's chunks were followed only
     assert json_file(archive, "data/policy/insured_person.json") == [{"person_id": "new", "first_name": "Jean"}]
     assert (request_id, "policy", 1) not in h.assembler._ahead, "dropped after the build"
 
@@ -641,7 +642,7 @@ async def test_a_part_written_for_another_declaration_of_the_system_is_not_used(
     assert writes == {key: "part"}
     assert reads.of(request_id) == (
         [("claims", 1), ("policy", 1), ("policy", 1)],  # the build read policy itself, once per pass
-        [("policy", 1), ("policy", 1)],  # as the part had
+        [("policy", 1)],  # as the part had, once: its CSV twins written alongside
     )
     schema = json_file(archive, "schemas/policy/insured_person.schema.json")
     assert isinstance(schema, dict)
@@ -684,11 +685,14 @@ async def test_a_part_whose_spool_does_not_read_back_is_dropped_and_the_archive_
     reads = count_chunk_reads(h, monkeypatch)
     writes = record_writes_ahead(h, monkeypatch)
     stored = record_archive_chunks(h, monkeypatch)
+    monkeypatch.setattr(archive_spool, "SPOOL_BLOCK_BYTES", 64 * 1024)  # blocks on disk before it is read
     write_ahead_from(monkeypatch, 1)
     request_id = await submit_asking_both(h)
     await answer(h, request_id, "policy", LARGE_POLICY_ANSWER)
     key = (request_id, "policy", 1)
-    spool = (await written_part(h, key)).spool
+    spools = (await written_part(h, key)).spool
+    assert isinstance(spools, SpoolChain), "the CSV twins were written alongside, in a spool of their own"
+    spool = spools.spools[0]  # the JSON files'
     assert spool._blocks >= 1, "a block of the part is on disk"
     spool._file.flush()
     fd = spool._file.fileno()

@@ -8,12 +8,13 @@
   SealedSpool -> add_part) is byte for byte the archive written inline, with the same report.
 """
 
+import dataclasses
 import io
 import os
 import random
 import struct
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from dsar_service.archive import (
     SealedSpool,
     SectionWriter,
     SpoolBudget,
+    SpoolChain,
     SpoolError,
     SystemPart,
     SystemReport,
@@ -453,24 +455,39 @@ SYSTEMS: dict[str, tuple[tuple[DatasetInfo, ...], Records]] = {
 }
 
 
-def _write_system(builder: ArchiveBuilder, system: str) -> tuple[DatasetReport, ...]:
-    declared, records = SYSTEMS[system]
+def _write_system(builder: ArchiveBuilder, system: str, records: Records | None = None) -> tuple[DatasetReport, ...]:
+    declared, sent = SYSTEMS[system]
+    records = sent if records is None else records
     builder.begin_system(system, declared)
     for dataset, fields in records:
         builder.json_record(dataset, fields)
-    builder.end_json_pass()
-    for dataset, fields in records:
-        builder.csv_record(dataset, fields)
+    if builder.end_json_pass():
+        for dataset, fields in records:
+            builder.csv_record(dataset, fields)
     return builder.end_system()
 
 
-def _write_ahead(system: str, portability: bool, spool: SealedSpool) -> SystemPart:
+def _write_ahead(system: str, portability: bool, spool: SealedSpool, records: Records | None = None) -> SystemPart:
     """One system written apart, its bytes sealed in `spool`."""
     ahead = ArchiveBuilder(SectionWriter(spool.write, modified=T0), portability=portability)
-    return ahead.take_part(_write_system(ahead, system))
+    return ahead.take_part(_write_system(ahead, system, records))
 
 
-def _add_part(builder: ArchiveBuilder, part: SystemPart, spool: SealedSpool) -> tuple[DatasetReport, ...]:
+def _write_ahead_alongside(
+    system: str, portability: bool, spool: SealedSpool, csv_spool: SealedSpool, records: Records | None = None
+) -> tuple[SystemPart, SealedSpool | SpoolChain, bool]:
+    """One system written apart in one pass, its CSV twins (when its columns allow) in a second
+    section sealed in `csv_spool`; the part, its bytes, and whether the CSV went alongside."""
+    ahead = ArchiveBuilder(
+        SectionWriter(spool.write, modified=T0),
+        csv_writer=SectionWriter(csv_spool.write, modified=T0),
+        portability=portability,
+    )
+    part = ahead.take_part(_write_system(ahead, system, records))
+    return part, SpoolChain(spool, csv_spool) if ahead.csv_alongside else spool, ahead.csv_alongside
+
+
+def _add_part(builder: ArchiveBuilder, part: SystemPart, spool: SealedSpool | SpoolChain) -> tuple[DatasetReport, ...]:
     """A system written ahead, in place of begin_system … end_system: its bytes from the spool."""
     splicing = builder.add_part(part)
     for block in spool.blocks():
@@ -488,6 +505,7 @@ class Built:
     received: dict[str, int]
     redactions: tuple[Redaction, ...]
     not_portable: tuple[str, ...]
+    alongside: frozenset[str] = frozenset()  # the systems written ahead with their CSV twins in one pass
 
 
 def _report(kind: str, systems: list[SystemReport], builder: ArchiveBuilder) -> ArchiveReport:
@@ -500,13 +518,28 @@ def _report(kind: str, systems: list[SystemReport], builder: ArchiveBuilder) -> 
 
 
 def _build(
-    age_key: AgeKey, decrypt: Callable[[bytes], bytes], portability: bool, ahead: frozenset[str] = frozenset()
+    age_key: AgeKey,
+    decrypt: Callable[[bytes], bytes],
+    portability: bool,
+    ahead: frozenset[str] = frozenset(),
+    alongside: bool = False,
 ) -> Built:
-    """The archive of SYSTEMS, those in `ahead` written first as parts, sealed, then added in place."""
+    """The archive of SYSTEMS, those in `ahead` written first as parts, sealed, then added in
+    place; with `alongside`, the parts' CSV twins written in their JSON pass."""
     with ExitStack() as closing:
-        spools = {system: closing.enter_context(SealedSpool()) for system in ahead}
-        parts = {system: _write_ahead(system, portability, spool) for system, spool in spools.items()}
-        return _build_with_parts(age_key, decrypt, portability, parts, spools)
+        parts: dict[str, SystemPart] = {}
+        spools: dict[str, SealedSpool | SpoolChain] = {}
+        went: set[str] = set()
+        for system in ahead:
+            spool = closing.enter_context(SealedSpool())
+            if alongside:
+                csv_spool = closing.enter_context(SealedSpool())
+                parts[system], spools[system], one_pass = _write_ahead_alongside(system, portability, spool, csv_spool)
+                went |= {system} if one_pass else set()
+            else:
+                parts[system], spools[system] = _write_ahead(system, portability, spool), spool
+        built = _build_with_parts(age_key, decrypt, portability, parts, spools)
+        return dataclasses.replace(built, alongside=frozenset(went))
 
 
 def _build_with_parts(
@@ -514,7 +547,7 @@ def _build_with_parts(
     decrypt: Callable[[bytes], bytes],
     portability: bool,
     parts: dict[str, SystemPart],
-    spools: dict[str, SealedSpool],
+    spools: Mapping[str, SealedSpool | SpoolChain],
 ) -> Built:
     pieces: list[bytes] = []
     writer = ArchiveWriter([parse_recipient(age_key.recipient)], pieces.append, modified=T0)
@@ -533,6 +566,7 @@ def _build_with_parts(
     return Built(plaintext, datasets, received, builder.redactions, builder.not_portable)
 
 
+@pytest.mark.parametrize("alongside", [False, True], ids=["csv-second-pass", "csv-alongside"])
 @pytest.mark.parametrize("portability", [False, True], ids=["access", "portability"])
 @pytest.mark.parametrize(
     "ahead",
@@ -540,10 +574,14 @@ def _build_with_parts(
     ids=lambda ahead: "+".join(sorted(ahead)),
 )
 def test_systems_written_ahead_give_the_same_archive(
-    age_key: AgeKey, age_decrypt: Callable[[bytes], bytes], portability: bool, ahead: set[str]
+    age_key: AgeKey, age_decrypt: Callable[[bytes], bytes], portability: bool, ahead: set[str], alongside: bool
 ) -> None:
     inline = _build(age_key, age_decrypt, portability)
-    spliced = _build(age_key, age_decrypt, portability, frozenset(ahead))
+    spliced = _build(age_key, age_decrypt, portability, frozenset(ahead), alongside)
+    # claims and analytics send fields they did not declare, after their first records: access
+    # keeps them (new CSV columns: a second pass); portability leaves them out (one pass)
+    one_pass = set(ahead) if portability else set(ahead) & {"recruitment"}
+    assert spliced.alongside == (one_pass if alongside else set())
 
     assert spliced.plaintext == inline.plaintext
     assert spliced.datasets == inline.datasets
@@ -561,6 +599,72 @@ def test_systems_written_ahead_give_the_same_archive(
 
 def _recipient_writer(age_key: AgeKey) -> ArchiveWriter:
     return ArchiveWriter([parse_recipient(age_key.recipient)], lambda _: None, modified=T0)
+
+
+def _visits_with_a_field_not_declared() -> Records:
+    """analytics' records, one visit in the middle with a field its connector did not declare."""
+    records = list(SYSTEMS["analytics"][1])
+    fields = orjson.loads(records[500][1])
+    records[500] = ("visits", orjson.dumps({**fields, "referrer": "https://example.org/"}))
+    return records
+
+
+@pytest.mark.parametrize("portability", [False, True], ids=["access", "portability"])
+def test_a_field_not_declared_sends_the_csv_twins_to_a_second_pass(
+    age_key: AgeKey, age_decrypt: Callable[[bytes], bytes], portability: bool
+) -> None:
+    """Access keeps the undeclared field: a CSV column the first record did not show, so the
+    CSV section is given up and the twins are written by a second pass, as without one.
+    Portability leaves the field out: the columns hold, and the twins go alongside."""
+    records = _visits_with_a_field_not_declared()
+    with ExitStack() as closing:
+        spool, csv_spool, plain_spool = (closing.enter_context(SealedSpool()) for _ in range(3))
+        part, spools, alongside = _write_ahead_alongside("analytics", portability, spool, csv_spool, records)
+        plain = _write_ahead("analytics", portability, plain_spool, records)
+        built = _build_with_parts(age_key, age_decrypt, portability, {"analytics": part}, {"analytics": spools})
+        expected = _build_with_parts(
+            age_key, age_decrypt, portability, {"analytics": plain}, {"analytics": plain_spool}
+        )
+    assert alongside is portability
+    assert built.plaintext == expected.plaintext
+    with zipfile.ZipFile(io.BytesIO(built.plaintext)) as archive:
+        header = archive.read("data/analytics/visits.csv").split(b"\r\n", 1)[0].decode()
+    assert ("referrer" in header.split(",")) is not portability
+
+
+def test_the_csv_pass_is_refused_once_the_twins_went_alongside() -> None:
+    with ExitStack() as closing:
+        spool, csv_spool = (closing.enter_context(SealedSpool()) for _ in range(2))
+        ahead = ArchiveBuilder(SectionWriter(spool.write), csv_writer=SectionWriter(csv_spool.write), portability=False)
+        declared, records = SYSTEMS["recruitment"]
+        ahead.begin_system("recruitment", declared)
+        for dataset, fields in records:
+            ahead.json_record(dataset, fields)
+        assert ahead.end_json_pass() is False and ahead.csv_alongside
+        with pytest.raises(RuntimeError, match="written in the JSON pass"):
+            ahead.csv_record(*records[-1])
+
+
+def test_sections_joined_with_then_refuse_a_path_twice() -> None:
+    sections = []
+    for _ in range(2):
+        writer = SectionWriter(lambda _: None)
+        writer.add_file("data/x.json", b"[]\n")
+        sections.append(writer.finish())
+    with pytest.raises(ValueError, match="already used"):
+        sections[0].then(sections[1])
+
+
+def test_a_spool_chain_reads_its_spools_in_turn_and_closes_them_all() -> None:
+    budget = SpoolBudget(10 << 20)
+    first, second = SealedSpool(budget=budget), SealedSpool(budget=budget)
+    first.write(b"a" * (SPOOL_BLOCK_BYTES + 10))
+    second.write(b"b" * 20)
+    chain = SpoolChain(first, second)
+    assert chain.size == SPOOL_BLOCK_BYTES + 30
+    assert b"".join(chain.blocks()) == b"a" * (SPOOL_BLOCK_BYTES + 10) + b"b" * 20
+    chain.close()
+    assert budget.used == 0
 
 
 def test_take_part_is_for_a_section_builder(age_key: AgeKey) -> None:
