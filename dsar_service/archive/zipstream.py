@@ -28,6 +28,9 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
+
+from isal import isal_zlib
 
 __all__ = ["ZipSection", "ZipSplice", "ZipStream"]
 
@@ -109,13 +112,25 @@ def _check_name(name: str) -> bytes:
     return encoded
 
 
-def _compressor(level: int, size: int) -> "zlib._Compress":
-    """A raw deflate compressor with a window fitted to `size`, the bytes it is first given.
+class _Deflater(Protocol):
+    """A raw deflate compressor (zlib's or ISA-L's compressobj)."""
 
-    Setting deflate up costs its window and hash table: 44 µs at the full 32 KiB, 2 µs at 4 KiB,
-    and most of the cost of an archive's small files (a typical archive has thirty). A window
-    larger than the data finds no more matches; a file longer than its first piece (streamed
-    files come in 64 KiB pieces, so only the last can be smaller) is still valid deflate."""
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes: ...
+    def flush(self, mode: int = ..., /) -> bytes: ...
+
+
+def _compressor(level: int, size: int) -> _Deflater:
+    """A raw deflate compressor for a file whose first piece is `size` bytes.
+
+    Levels 1 to 3 are ISA-L's (the `isal` package): on the archive's JSON, its level 1 deflates
+    at 3.6 times the speed of zlib's level 1 into smaller output (1,160 against 320 MB/s, 15.8%
+    against 17.2% of the size), and it sets up in about 3 µs whatever the window. Other levels are
+    zlib's, with a window fitted to `size`: setting zlib's deflate up costs its window and hash
+    table, 44 µs at the full 32 KiB, 2 µs at 4 KiB. A window larger than the data finds no more
+    matches; a file longer than its first piece (streamed files come in 64 KiB pieces, so only
+    the last can be smaller) is still valid deflate."""
+    if 1 <= level <= 3:
+        return isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
     bits = min(15, max(9, (size - 1).bit_length()))
     return zlib.compressobj(level, zlib.DEFLATED, -bits, bits - 7)
 
@@ -160,7 +175,7 @@ class ZipStream:
         self._names: set[bytes] = set()
         self._open: _Entry | None = None
         self._splicing: ZipSplice | None = None
-        self._compressor: zlib._Compress | None = None
+        self._compressor: _Deflater | None = None
         self._closed = False
 
     @property

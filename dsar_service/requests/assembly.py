@@ -63,7 +63,8 @@ from dsar_service.requests.keys import RequestKeys
 from dsar_service.store import RequestStore
 from dsar_service.store.requests import AssemblyClaim, LostLease, RequestSecrets, SystemRow
 
-# Deflate level 1: twice the speed of level 6 for archives about 1.3 times larger (dsar bench, crypto).
+# Deflate level 1, ISA-L's: 12 times the speed of zlib's level 6 for archives about 1.15 times
+# larger (dsar bench, crypto: 1,235 against 100 MB/s).
 COMPRESS_LEVEL = 1
 
 log = logging.getLogger(__name__)
