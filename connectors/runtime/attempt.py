@@ -3,7 +3,8 @@
 The datasets are searched one after the other, so the records of a dataset are contiguous in
 the stream (the service's archive relies on it). Redaction notes are held back and sent last, as
 the dataset `_redactions`. Records are packed into RecordBatches of at most 1 MiB, each sealed to
-the request's key and bound to (request, system, attempt, sequence). At most
+the request's key and bound to (request, system, attempt, sequence), deflated first when the
+service offers it (dsar_common.record_batches: a fifth of the bytes on the bus). At most
 `CHUNKS_IN_FLIGHT` chunks wait for their acknowledgement at once: a slow broker slows the search
 instead of filling memory, and the search goes on while the broker writes. The last chunks go
 out with the Completion, in one produce request most of the time: the Completion is sent without
@@ -46,6 +47,7 @@ from connectors.sdk import REDACTIONS, Connector, ConnectorError, Identifier, Qu
 from connectors.sdk._datasets import Search
 from dsar.bus.v1 import bus_pb2
 from dsar_common.observability import log_fields, trace_headers, tracer
+from dsar_common.record_batches import deflated
 from dsar_common.sealing import chunk_binding, discovered_binding, seal
 from dsar_common.topics import Topics
 
@@ -333,13 +335,14 @@ class Attempt:
         """Send a chunk; wait for the oldest acknowledgement when `CHUNKS_IN_FLIGHT` are awaited.
         Those still awaited when the search ends are awaited with the Completion."""
         sequence = self.chunks
+        plaintext = deflated(batch) if self.order.deflate else batch
         chunk = bus_pb2.ResultChunk(
             request_id=self.order.request_id,
             system=self.order.system,
             attempt=self.order.attempt,
             sequence=sequence,
             record_count=count,
-            sealed_records=self._seal(batch, chunk_binding(*self._place, sequence)),
+            sealed_records=self._seal(plaintext, chunk_binding(*self._place, sequence)),
         )
         self._in_flight.append(await self._enqueue(bus_pb2.ResultEvent(chunk=chunk)))
         if len(self._in_flight) > CHUNKS_IN_FLIGHT:

@@ -8,8 +8,9 @@ without encoding it twice.
 
 from connectors.sdk import PermanentError, Record, RecordError
 from dsar.bus.v1 import bus_pb2
+from dsar_common.record_batches import MAX_BATCH_BYTES
 
-MAX_CHUNK_BYTES = 1024 * 1024  # plaintext of one ResultChunk (bus.proto)
+MAX_CHUNK_BYTES = MAX_BATCH_BYTES  # plaintext of one ResultChunk (bus.proto), before any deflate
 _RECORDS_TAG = b"\x0a"  # field 1, wire type 2 (length-delimited)
 
 

@@ -39,6 +39,7 @@ class QueryOrder:
     result_public_key: bytes
     deadline: dt.datetime | None
     query: Query
+    deflate: bool = False  # the service reads deflated record batches (RECORD_ENCODING_DEFLATE)
 
 
 def kind_to_proto(kind: Ident) -> "bus_pb2.IdentifierKind.ValueType":
@@ -115,4 +116,5 @@ def open_query(command: bus_pb2.QueryCommand, system: str, private_key: bytes, k
         result_public_key=command.result_public_key,
         deadline=deadline,
         query=Query.of(kind, identifiers),
+        deflate=bus_pb2.RECORD_ENCODING_DEFLATE in command.record_encodings,
     )

@@ -7,6 +7,7 @@ from google.protobuf.message import DecodeError
 
 from connectors.sdk.identifiers import Ident, Identifier
 from dsar.bus.v1 import bus_pb2
+from dsar_common.record_batches import BatchError, inflated
 from dsar_service.bus.service_bus import kind_to_bus
 
 
@@ -60,8 +61,11 @@ def decode_discovered(plaintext: bytes, system: str) -> list[Identifier]:
 
 
 def decode_records(plaintext: bytes) -> Iterator[OpenedRecord]:
+    """The records of an opened chunk, its batch inflated first if it was deflated."""
     try:
-        batch = bus_pb2.RecordBatch.FromString(plaintext)
+        batch = bus_pb2.RecordBatch.FromString(inflated(plaintext))
+    except BatchError as error:
+        raise PayloadError(str(error)) from None
     except DecodeError as error:
         raise PayloadError("a record batch does not decode") from error
     for record in batch.records:

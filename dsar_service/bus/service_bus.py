@@ -102,6 +102,7 @@ class ServiceBus:
                 result_public_key=result_public_key,
                 key_id=key_id,
                 sealed_query=sealed_query,
+                record_encodings=[bus_pb2.RECORD_ENCODING_DEFLATE],
             )
         )
         command.query.deadline.FromDatetime(deadline)

@@ -72,16 +72,18 @@ _T = TypeVar("_T")
 
 ARCHIVE_CHUNK_BYTES = 1024 * 1024
 # Sealed chunks read in one statement, and held for both passes, when the systems' chunks add up
-# to at most this (a typical request's are tens of kilobytes); larger requests stream each
-# system's chunks with a cursor, pass by pass.
-HELD_CHUNKS_BYTES = 1024 * 1024
+# to at most this (a typical request's are a few kilobytes); larger requests stream each
+# system's chunks with a cursor, pass by pass. Sealed bytes: connectors deflate their records to
+# about a fifth (dsar_common.record_batches), so this holds about a mebibyte of records.
+HELD_CHUNKS_BYTES = 256 * 1024
 # Builds that stream (more than HELD_CHUNKS_BYTES) run this many at a time in one process; a
 # build that holds its chunks needs a few megabytes at most, and its time is mostly round trips,
 # so many run at once (the caller, app.Assemblies, bounds them all).
 MAX_CONCURRENT_STREAMING_BUILDS = 2
-# A completed system is written ahead when its sealed chunks reach this, and others still search:
-# below it, writing the system at the build takes a few milliseconds.
-WRITE_AHEAD_FROM_BYTES = 4 * 1024 * 1024
+# A completed system is written ahead when its sealed (deflated) chunks reach this, about 5 MiB
+# of records, and others still search: below it, writing the system at the build takes a few
+# milliseconds.
+WRITE_AHEAD_FROM_BYTES = 1024 * 1024
 # An attempt still streaming is followed (its part's JSON files written as its chunks arrive) from
 # its chunk of this sequence on: chunks are full (1 MiB) but the last, so the answer is 4 MiB at least.
 FOLLOW_FROM_SEQUENCE = 4

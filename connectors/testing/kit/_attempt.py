@@ -19,6 +19,7 @@ from connectors.runtime.messages import QueryOrder
 from connectors.runtime.sources import Source
 from connectors.sdk import Connector, Query, Record
 from dsar.bus.v1 import bus_pb2
+from dsar_common.record_batches import inflated
 from dsar_common.sealing import KeyPair, chunk_binding, open_sealed
 from dsar_common.topics import Topics
 
@@ -61,10 +62,11 @@ class AttemptResult:
 async def run_attempt(
     connector: Connector, source: Source, query: Query, *, chunk_limit: int = MAX_CHUNK_BYTES
 ) -> AttemptResult:
-    """Run `query` through the runtime's Attempt and open everything it sent."""
+    """Run `query` through the runtime's Attempt and open everything it sent (its record batches
+    deflated, as the service asks for them)."""
     keys = KeyPair.generate()
     request_id = f"kit-{secrets.token_hex(6)}"
-    order = QueryOrder(request_id, connector.name, 1, keys.public, None, query)
+    order = QueryOrder(request_id, connector.name, 1, keys.public, None, query, deflate=True)
     producer = MemoryProducer()
     attempt = Attempt(connector, order, source=source, producer=producer, topics=Topics("kit"),
                       instance_id="kit", progress_seconds=3600, chunk_limit=chunk_limit)  # fmt: skip
@@ -75,7 +77,7 @@ async def run_attempt(
     plaintexts, records = [], []
     for chunk in chunks:
         binding = chunk_binding(request_id, connector.name, 1, chunk.sequence)
-        plain = open_sealed(chunk.sealed_records, keys.private, binding)
+        plain = inflated(open_sealed(chunk.sealed_records, keys.private, binding))
         plaintexts.append(plain)
         for r in bus_pb2.RecordBatch.FromString(plain).records:
             records.append(Record(r.dataset, r.key, orjson.loads(r.fields_json)))

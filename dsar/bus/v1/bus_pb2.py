@@ -25,49 +25,51 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x64sar/bus/v1/bus.proto\x12\x0b\x64sar.bus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n\nIdentifier\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.dsar.bus.v1.IdentifierKind\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\"]\n\x05Query\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.dsar.bus.v1.RequestKind\x12,\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x17.dsar.bus.v1.Identifier\"\xb2\x01\n\x0cQueryCommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x19\n\x11result_public_key\x18\x04 \x01(\x0c\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12\x14\n\x0csealed_query\x18\x06 \x01(\x0c\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"3\n\rCancelCommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\"n\n\x07\x43ommand\x12*\n\x05query\x18\x01 \x01(\x0b\x32\x19.dsar.bus.v1.QueryCommandH\x00\x12,\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x1a.dsar.bus.v1.CancelCommandH\x00\x42\t\n\x07\x63ommand\";\n\x06Record\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x13\n\x0b\x66ields_json\x18\x03 \x01(\x0c\"3\n\x0bRecordBatch\x12$\n\x07records\x18\x01 \x03(\x0b\x32\x13.dsar.bus.v1.Record\"\x82\x01\n\x0bResultChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x14\n\x0crecord_count\x18\x05 \x01(\r\x12\x16\n\x0esealed_records\x18\x06 \x01(\x0c\"t\n\x08Progress\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0f\n\x07records\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\x12\x13\n\x0binstance_id\x18\x06 \x01(\t\":\n\nDiscovered\x12,\n\x0bidentifiers\x18\x01 \x03(\x0b\x32\x17.dsar.bus.v1.Identifier\"\xec\x01\n\nCompletion\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12-\n\x06status\x18\x04 \x01(\x0e\x32\x1d.dsar.bus.v1.CompletionStatus\x12\x13\n\x0b\x63hunk_count\x18\x05 \x01(\x04\x12\x14\n\x0crecord_count\x18\x06 \x01(\x04\x12\x12\n\nbyte_count\x18\x07 \x01(\x04\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x11\n\tretryable\x18\t \x01(\x08\x12\x19\n\x11sealed_discovered\x18\n \x01(\x0c\"\x9b\x01\n\x0bResultEvent\x12)\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x18.dsar.bus.v1.ResultChunkH\x00\x12)\n\x08progress\x18\x02 \x01(\x0b\x32\x15.dsar.bus.v1.ProgressH\x00\x12-\n\ncompletion\x18\x03 \x01(\x0b\x32\x17.dsar.bus.v1.CompletionH\x00\x42\x07\n\x05\x65vent\"\xdc\x02\n\tHeartbeat\x12\x0e\n\x06system\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x19\n\x11\x63onnector_version\x18\x03 \x01(\t\x12\x12\n\npublic_key\x18\x04 \x01(\x0c\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12+\n\x07sent_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x07\x61\x63\x63\x65pts\x18\x07 \x03(\x0e\x32\x1b.dsar.bus.v1.IdentifierKind\x12.\n\tdiscovers\x18\x08 \x03(\x0e\x32\x1b.dsar.bus.v1.IdentifierKind\x12\x18\n\x10interval_seconds\x18\t \x01(\r\x12\x31\n\x08\x64\x61tasets\x18\n \x03(\x0b\x32\x1f.dsar.bus.v1.DatasetDeclaration\x12\x13\n\x0b\x64\x65scription\x18\x0b \x01(\t\"t\n\x10\x46ieldDeclaration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\nprovenance\x18\x02 \x01(\x0e\x32\x17.dsar.bus.v1.Provenance\x12\x10\n\x08\x61\x63tivity\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\x8c\x01\n\x12\x44\x61tasetDeclaration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tivity\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\nkey_fields\x18\x04 \x03(\t\x12-\n\x06\x66ields\x18\x05 \x03(\x0b\x32\x1d.dsar.bus.v1.FieldDeclaration*b\n\x0bRequestKind\x12\x1c\n\x18REQUEST_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13REQUEST_KIND_ACCESS\x10\x01\x12\x1c\n\x18REQUEST_KIND_PORTABILITY\x10\x02*\xc3\x02\n\x0eIdentifierKind\x12\x1f\n\x1bIDENTIFIER_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15IDENTIFIER_KIND_EMAIL\x10\x01\x12\x19\n\x15IDENTIFIER_KIND_PHONE\x10\x02\x12\x17\n\x13IDENTIFIER_KIND_NIR\x10\x03\x12\x1d\n\x19IDENTIFIER_KIND_PERSON_ID\x10\x04\x12!\n\x1dIDENTIFIER_KIND_POLICY_NUMBER\x10\x05\x12\x1e\n\x1aIDENTIFIER_KIND_VISITOR_ID\x10\x06\x12 \n\x1cIDENTIFIER_KIND_CANDIDATE_ID\x10\x07\x12\x1d\n\x19IDENTIFIER_KIND_FULL_NAME\x10\x08\x12\x1e\n\x1aIDENTIFIER_KIND_BIRTH_DATE\x10\t*\x95\x01\n\x10\x43ompletionStatus\x12!\n\x1d\x43OMPLETION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43OMPLETION_STATUS_COMPLETED\x10\x01\x12\x1c\n\x18\x43OMPLETION_STATUS_FAILED\x10\x02\x12\x1f\n\x1b\x43OMPLETION_STATUS_CANCELLED\x10\x03*r\n\nProvenance\x12\x1a\n\x16PROVENANCE_UNSPECIFIED\x10\x00\x12\x17\n\x13PROVENANCE_PROVIDED\x10\x01\x12\x17\n\x13PROVENANCE_OBSERVED\x10\x02\x12\x16\n\x12PROVENANCE_DERIVED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x64sar/bus/v1/bus.proto\x12\x0b\x64sar.bus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n\nIdentifier\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.dsar.bus.v1.IdentifierKind\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\"]\n\x05Query\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.dsar.bus.v1.RequestKind\x12,\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x17.dsar.bus.v1.Identifier\"\xe9\x01\n\x0cQueryCommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x19\n\x11result_public_key\x18\x04 \x01(\x0c\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12\x14\n\x0csealed_query\x18\x06 \x01(\x0c\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x10record_encodings\x18\x08 \x03(\x0e\x32\x1b.dsar.bus.v1.RecordEncoding\"3\n\rCancelCommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\"n\n\x07\x43ommand\x12*\n\x05query\x18\x01 \x01(\x0b\x32\x19.dsar.bus.v1.QueryCommandH\x00\x12,\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x1a.dsar.bus.v1.CancelCommandH\x00\x42\t\n\x07\x63ommand\";\n\x06Record\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x13\n\x0b\x66ields_json\x18\x03 \x01(\x0c\"3\n\x0bRecordBatch\x12$\n\x07records\x18\x01 \x03(\x0b\x32\x13.dsar.bus.v1.Record\"\x82\x01\n\x0bResultChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x14\n\x0crecord_count\x18\x05 \x01(\r\x12\x16\n\x0esealed_records\x18\x06 \x01(\x0c\"t\n\x08Progress\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0f\n\x07records\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\x12\x13\n\x0binstance_id\x18\x06 \x01(\t\":\n\nDiscovered\x12,\n\x0bidentifiers\x18\x01 \x03(\x0b\x32\x17.dsar.bus.v1.Identifier\"\xec\x01\n\nCompletion\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12-\n\x06status\x18\x04 \x01(\x0e\x32\x1d.dsar.bus.v1.CompletionStatus\x12\x13\n\x0b\x63hunk_count\x18\x05 \x01(\x04\x12\x14\n\x0crecord_count\x18\x06 \x01(\x04\x12\x12\n\nbyte_count\x18\x07 \x01(\x04\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x11\n\tretryable\x18\t \x01(\x08\x12\x19\n\x11sealed_discovered\x18\n \x01(\x0c\"\x9b\x01\n\x0bResultEvent\x12)\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x18.dsar.bus.v1.ResultChunkH\x00\x12)\n\x08progress\x18\x02 \x01(\x0b\x32\x15.dsar.bus.v1.ProgressH\x00\x12-\n\ncompletion\x18\x03 \x01(\x0b\x32\x17.dsar.bus.v1.CompletionH\x00\x42\x07\n\x05\x65vent\"\xdc\x02\n\tHeartbeat\x12\x0e\n\x06system\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x19\n\x11\x63onnector_version\x18\x03 \x01(\t\x12\x12\n\npublic_key\x18\x04 \x01(\x0c\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12+\n\x07sent_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x07\x61\x63\x63\x65pts\x18\x07 \x03(\x0e\x32\x1b.dsar.bus.v1.IdentifierKind\x12.\n\tdiscovers\x18\x08 \x03(\x0e\x32\x1b.dsar.bus.v1.IdentifierKind\x12\x18\n\x10interval_seconds\x18\t \x01(\r\x12\x31\n\x08\x64\x61tasets\x18\n \x03(\x0b\x32\x1f.dsar.bus.v1.DatasetDeclaration\x12\x13\n\x0b\x64\x65scription\x18\x0b \x01(\t\"t\n\x10\x46ieldDeclaration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\nprovenance\x18\x02 \x01(\x0e\x32\x17.dsar.bus.v1.Provenance\x12\x10\n\x08\x61\x63tivity\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\x8c\x01\n\x12\x44\x61tasetDeclaration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tivity\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\nkey_fields\x18\x04 \x03(\t\x12-\n\x06\x66ields\x18\x05 \x03(\x0b\x32\x1d.dsar.bus.v1.FieldDeclaration*b\n\x0bRequestKind\x12\x1c\n\x18REQUEST_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13REQUEST_KIND_ACCESS\x10\x01\x12\x1c\n\x18REQUEST_KIND_PORTABILITY\x10\x02*\xc3\x02\n\x0eIdentifierKind\x12\x1f\n\x1bIDENTIFIER_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15IDENTIFIER_KIND_EMAIL\x10\x01\x12\x19\n\x15IDENTIFIER_KIND_PHONE\x10\x02\x12\x17\n\x13IDENTIFIER_KIND_NIR\x10\x03\x12\x1d\n\x19IDENTIFIER_KIND_PERSON_ID\x10\x04\x12!\n\x1dIDENTIFIER_KIND_POLICY_NUMBER\x10\x05\x12\x1e\n\x1aIDENTIFIER_KIND_VISITOR_ID\x10\x06\x12 \n\x1cIDENTIFIER_KIND_CANDIDATE_ID\x10\x07\x12\x1d\n\x19IDENTIFIER_KIND_FULL_NAME\x10\x08\x12\x1e\n\x1aIDENTIFIER_KIND_BIRTH_DATE\x10\t*N\n\x0eRecordEncoding\x12\x1f\n\x1bRECORD_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17RECORD_ENCODING_DEFLATE\x10\x01*\x95\x01\n\x10\x43ompletionStatus\x12!\n\x1d\x43OMPLETION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43OMPLETION_STATUS_COMPLETED\x10\x01\x12\x1c\n\x18\x43OMPLETION_STATUS_FAILED\x10\x02\x12\x1f\n\x1b\x43OMPLETION_STATUS_CANCELLED\x10\x03*r\n\nProvenance\x12\x1a\n\x16PROVENANCE_UNSPECIFIED\x10\x00\x12\x17\n\x13PROVENANCE_PROVIDED\x10\x01\x12\x17\n\x13PROVENANCE_OBSERVED\x10\x02\x12\x16\n\x12PROVENANCE_DERIVED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dsar.bus.v1.bus_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REQUESTKIND']._serialized_start=2034
-  _globals['_REQUESTKIND']._serialized_end=2132
-  _globals['_IDENTIFIERKIND']._serialized_start=2135
-  _globals['_IDENTIFIERKIND']._serialized_end=2458
-  _globals['_COMPLETIONSTATUS']._serialized_start=2461
-  _globals['_COMPLETIONSTATUS']._serialized_end=2610
-  _globals['_PROVENANCE']._serialized_start=2612
-  _globals['_PROVENANCE']._serialized_end=2726
+  _globals['_REQUESTKIND']._serialized_start=2089
+  _globals['_REQUESTKIND']._serialized_end=2187
+  _globals['_IDENTIFIERKIND']._serialized_start=2190
+  _globals['_IDENTIFIERKIND']._serialized_end=2513
+  _globals['_RECORDENCODING']._serialized_start=2515
+  _globals['_RECORDENCODING']._serialized_end=2593
+  _globals['_COMPLETIONSTATUS']._serialized_start=2596
+  _globals['_COMPLETIONSTATUS']._serialized_end=2745
+  _globals['_PROVENANCE']._serialized_start=2747
+  _globals['_PROVENANCE']._serialized_end=2861
   _globals['_IDENTIFIER']._serialized_start=71
   _globals['_IDENTIFIER']._serialized_end=157
   _globals['_QUERY']._serialized_start=159
   _globals['_QUERY']._serialized_end=252
   _globals['_QUERYCOMMAND']._serialized_start=255
-  _globals['_QUERYCOMMAND']._serialized_end=433
-  _globals['_CANCELCOMMAND']._serialized_start=435
-  _globals['_CANCELCOMMAND']._serialized_end=486
-  _globals['_COMMAND']._serialized_start=488
-  _globals['_COMMAND']._serialized_end=598
-  _globals['_RECORD']._serialized_start=600
-  _globals['_RECORD']._serialized_end=659
-  _globals['_RECORDBATCH']._serialized_start=661
-  _globals['_RECORDBATCH']._serialized_end=712
-  _globals['_RESULTCHUNK']._serialized_start=715
-  _globals['_RESULTCHUNK']._serialized_end=845
-  _globals['_PROGRESS']._serialized_start=847
-  _globals['_PROGRESS']._serialized_end=963
-  _globals['_DISCOVERED']._serialized_start=965
-  _globals['_DISCOVERED']._serialized_end=1023
-  _globals['_COMPLETION']._serialized_start=1026
-  _globals['_COMPLETION']._serialized_end=1262
-  _globals['_RESULTEVENT']._serialized_start=1265
-  _globals['_RESULTEVENT']._serialized_end=1420
-  _globals['_HEARTBEAT']._serialized_start=1423
-  _globals['_HEARTBEAT']._serialized_end=1771
-  _globals['_FIELDDECLARATION']._serialized_start=1773
-  _globals['_FIELDDECLARATION']._serialized_end=1889
-  _globals['_DATASETDECLARATION']._serialized_start=1892
-  _globals['_DATASETDECLARATION']._serialized_end=2032
+  _globals['_QUERYCOMMAND']._serialized_end=488
+  _globals['_CANCELCOMMAND']._serialized_start=490
+  _globals['_CANCELCOMMAND']._serialized_end=541
+  _globals['_COMMAND']._serialized_start=543
+  _globals['_COMMAND']._serialized_end=653
+  _globals['_RECORD']._serialized_start=655
+  _globals['_RECORD']._serialized_end=714
+  _globals['_RECORDBATCH']._serialized_start=716
+  _globals['_RECORDBATCH']._serialized_end=767
+  _globals['_RESULTCHUNK']._serialized_start=770
+  _globals['_RESULTCHUNK']._serialized_end=900
+  _globals['_PROGRESS']._serialized_start=902
+  _globals['_PROGRESS']._serialized_end=1018
+  _globals['_DISCOVERED']._serialized_start=1020
+  _globals['_DISCOVERED']._serialized_end=1078
+  _globals['_COMPLETION']._serialized_start=1081
+  _globals['_COMPLETION']._serialized_end=1317
+  _globals['_RESULTEVENT']._serialized_start=1320
+  _globals['_RESULTEVENT']._serialized_end=1475
+  _globals['_HEARTBEAT']._serialized_start=1478
+  _globals['_HEARTBEAT']._serialized_end=1826
+  _globals['_FIELDDECLARATION']._serialized_start=1828
+  _globals['_FIELDDECLARATION']._serialized_end=1944
+  _globals['_DATASETDECLARATION']._serialized_start=1947
+  _globals['_DATASETDECLARATION']._serialized_end=2087
 # @@protoc_insertion_point(module_scope)

@@ -86,6 +86,26 @@ IDENTIFIER_KIND_FULL_NAME: IdentifierKind.ValueType  # 8
 IDENTIFIER_KIND_BIRTH_DATE: IdentifierKind.ValueType  # 9
 Global___IdentifierKind: _TypeAlias = IdentifierKind  # noqa: Y015
 
+class _RecordEncoding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecordEncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordEncoding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECORD_ENCODING_UNSPECIFIED: _RecordEncoding.ValueType  # 0
+    """The RecordBatch as is."""
+    RECORD_ENCODING_DEFLATE: _RecordEncoding.ValueType  # 1
+    """The byte 0x01, then the RecordBatch compressed with raw deflate (RFC 1951)."""
+
+class RecordEncoding(_RecordEncoding, metaclass=_RecordEncodingEnumTypeWrapper):
+    """RecordEncoding is how a RecordBatch is encoded before it is sealed in a ResultChunk."""
+
+RECORD_ENCODING_UNSPECIFIED: RecordEncoding.ValueType  # 0
+"""The RecordBatch as is."""
+RECORD_ENCODING_DEFLATE: RecordEncoding.ValueType  # 1
+"""The byte 0x01, then the RecordBatch compressed with raw deflate (RFC 1951)."""
+Global___RecordEncoding: _TypeAlias = RecordEncoding  # noqa: Y015
+
 class _CompletionStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -194,6 +214,7 @@ class QueryCommand(_message.Message):
     KEY_ID_FIELD_NUMBER: _builtins.int
     SEALED_QUERY_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
+    RECORD_ENCODINGS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     system: _builtins.str
     attempt: _builtins.int
@@ -207,6 +228,12 @@ class QueryCommand(_message.Message):
     def deadline(self) -> _timestamp_pb2.Timestamp:
         """The connector stops and reports a failure when it has not finished by then."""
 
+    @_builtins.property
+    def record_encodings(self) -> _containers.RepeatedScalarFieldContainer[Global___RecordEncoding.ValueType]:
+        """The encodings of RecordBatch the service reads besides the plain one: the connector may
+        use any of them for the chunks of this attempt (see ResultChunk.sealed_records).
+        """
+
     def __init__(
         self,
         *,
@@ -217,10 +244,11 @@ class QueryCommand(_message.Message):
         key_id: _builtins.str = ...,
         sealed_query: _builtins.bytes = ...,
         deadline: _timestamp_pb2.Timestamp | None = ...,
+        record_encodings: _abc.Iterable[Global___RecordEncoding.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "deadline", b"deadline", "key_id", b"key_id", "request_id", b"request_id", "result_public_key", b"result_public_key", "sealed_query", b"sealed_query", "system", b"system"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "deadline", b"deadline", "key_id", b"key_id", "record_encodings", b"record_encodings", "request_id", b"request_id", "result_public_key", b"result_public_key", "sealed_query", b"sealed_query", "system", b"system"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -310,7 +338,7 @@ Global___Record: _TypeAlias = Record  # noqa: Y015
 
 @_typing.final
 class RecordBatch(_message.Message):
-    """RecordBatch is the plaintext of ResultChunk.sealed_records."""
+    """RecordBatch is the plaintext of ResultChunk.sealed_records, as is or encoded (RecordEncoding)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -349,7 +377,14 @@ class ResultChunk(_message.Message):
     """0, 1, 2, … within the attempt."""
     record_count: _builtins.int
     sealed_records: _builtins.bytes
-    """A RecordBatch, sealed to QueryCommand.result_public_key."""
+    """A RecordBatch of at most 1 MiB, sealed to QueryCommand.result_public_key: as is, or, when
+    the QueryCommand offered RECORD_ENCODING_DEFLATE, the byte 0x01 then the batch deflated.
+    A RecordBatch never begins with a byte below 0x08 (that would be field number 0), so the
+    first byte tells them apart; being sealed, it is authenticated with the records. Deflating
+    before sealing makes a chunk's size depend on how alike its records are: the sizes on the
+    bus then say a little about the content, to whoever sees them and can also choose part of
+    a subject's records; the records themselves stay sealed.
+    """
     def __init__(
         self,
         *,

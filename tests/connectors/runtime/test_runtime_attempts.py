@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from connectors.runtime.attempt import CHUNKS_IN_FLIGHT, Attempt, Headers
-from connectors.runtime.messages import QueryOrder, identifier_to_proto
+from connectors.runtime.messages import QueryOrder, identifier_to_proto, open_query
 from connectors.runtime.retry import RetryPolicy
 from connectors.runtime.worker import ConnectorWorker, RuntimeOptions
 from connectors.sdk import (
@@ -30,6 +30,7 @@ from connectors.sdk import (
 )
 from connectors.sdk import Provenance as P
 from dsar.bus.v1 import bus_pb2
+from dsar_common.record_batches import inflated
 from dsar_common.sealing import (
     KeyPair,
     SealError,
@@ -177,8 +178,19 @@ SYSTEM = KeyPair.generate()
 EMAIL = Identifier(Ident.EMAIL, "a@b.fr")
 
 
-def order(kind: RequestKind = RequestKind.ACCESS, deadline: dt.datetime | None = None) -> QueryOrder:
-    return QueryOrder("r1", "demo", 2, REQUEST.public, deadline, Query.of(kind, [EMAIL]))
+def order(
+    kind: RequestKind = RequestKind.ACCESS, deadline: dt.datetime | None = None, deflate: bool = False
+) -> QueryOrder:
+    return QueryOrder("r1", "demo", 2, REQUEST.public, deadline, Query.of(kind, [EMAIL]), deflate)
+
+
+def chunk_plaintexts(events: list[bus_pb2.ResultEvent]) -> list[bytes]:
+    """What each chunk sealed: a RecordBatch, deflated or not."""
+    return [
+        open_sealed(e.chunk.sealed_records, REQUEST.private, chunk_binding("r1", "demo", 2, e.chunk.sequence))
+        for e in events
+        if e.HasField("chunk")
+    ]
 
 
 def opened(events: list[bus_pb2.ResultEvent]) -> list[Record]:
@@ -187,7 +199,7 @@ def opened(events: list[bus_pb2.ResultEvent]) -> list[Record]:
         if event.HasField("chunk"):
             c = event.chunk
             plain = open_sealed(c.sealed_records, REQUEST.private, chunk_binding("r1", "demo", 2, c.sequence))
-            batch = bus_pb2.RecordBatch.FromString(plain)
+            batch = bus_pb2.RecordBatch.FromString(inflated(plain))
             assert len(batch.records) == c.record_count
             records += [Record(r.dataset, r.key, orjson.loads(r.fields_json)) for r in batch.records]
     return records
@@ -196,9 +208,10 @@ def opened(events: list[bus_pb2.ResultEvent]) -> list[Record]:
 def attempt(store: FakeStore, producer: FakeProducer, **options: Any) -> Attempt:
     kind = options.pop("kind", RequestKind.ACCESS)
     deadline = options.pop("deadline", None)
+    deflate = options.pop("deflate", False)
     return Attempt(
         demo,
-        order(kind, deadline),
+        order(kind, deadline, deflate),
         source=FakeSource(store),
         producer=producer,
         topics=TOPICS,
@@ -232,6 +245,30 @@ async def test_chunks_are_sealed_to_their_place_and_datasets_stay_contiguous() -
     assert {i.value for i in found.identifiers} == {f"p{i}" for i in range(40)}
     with pytest.raises(SealError):  # a chunk does not open in another place
         open_sealed(chunks[1].sealed_records, REQUEST.private, chunk_binding("r1", "demo", 2, 0))
+
+
+async def test_chunks_are_deflated_before_sealing_only_when_the_service_offers_it() -> None:
+    answers = {}
+    for deflate in (False, True):
+        producer = FakeProducer()
+        await attempt(FakeStore(rows(40, size=200)), producer, chunk_limit=2_000, deflate=deflate).run()
+        answers[deflate] = producer.events()
+    plain, deflated_ = (chunk_plaintexts(answers[deflate]) for deflate in (False, True))
+    assert len(plain) == len(deflated_) > 3, "the same chunks: a chunk's limit is on its records"
+    assert all(p[:1] == b"\x0a" for p in plain), "not offered: plain RecordBatches"
+    assert all(d[:1] == bytes([bus_pb2.RECORD_ENCODING_DEFLATE]) for d in deflated_)
+    assert sum(map(len, deflated_)) < sum(map(len, plain)) / 2
+    assert [inflated(d) for d in deflated_] == plain
+    assert opened(answers[True]) == opened(answers[False])
+    completions = [answers[deflate][-1].completion for deflate in (False, True)]
+    assert completions[0].byte_count == completions[1].byte_count, "bytes counts the records, not the seal"
+
+
+def test_a_query_command_offering_deflate_gives_an_order_that_deflates() -> None:
+    for encodings, deflate in (([], False), ([bus_pb2.RECORD_ENCODING_DEFLATE], True)):
+        command = bus_pb2.Command.FromString(query_command()).query
+        command.record_encodings.extend(encodings)
+        assert open_query(command, "demo", SYSTEM.private, SYSTEM.key_id).deflate is deflate
 
 
 async def test_portability_drops_derived_fields_and_datasets() -> None:

@@ -2,12 +2,19 @@
 is refused at the boundary (and dead-lettered), rather than failing in the store on every delivery."""
 
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
 from dsar.bus.v1 import bus_pb2
+from dsar_common.record_batches import MAX_BATCH_BYTES, deflated
+from dsar_common.settings import KafkaSettings
+from dsar_common.topics import Topics
+from dsar_service.bus import PayloadError, decode_records
 from dsar_service.bus.events import AttemptEnded, ChunkReceived
-from dsar_service.bus.service_bus import _heartbeat, _result_event
+from dsar_service.bus.service_bus import ServiceBus, _heartbeat, _result_event
+from dsar_service.metrics import Metrics
 
 REQUEST = str(uuid.uuid4())
 
@@ -58,3 +65,37 @@ def test_an_unusable_heartbeat_is_refused() -> None:
     ):
         with pytest.raises(ValueError):
             _heartbeat(bad)
+
+
+def record_batch(count: int) -> bytes:
+    records = [bus_pb2.Record(dataset="claim", key=f"c{i}", fields_json=b'{"amount": %d}' % i) for i in range(count)]
+    return bus_pb2.RecordBatch(records=records).SerializeToString()
+
+
+@pytest.mark.parametrize("encode", [lambda batch: batch, deflated], ids=["plain", "deflated"])
+def test_an_opened_chunk_gives_its_records_deflated_or_not(encode: Callable[[bytes], bytes]) -> None:
+    records = list(decode_records(encode(record_batch(50))))
+    assert [(r.dataset, r.key, r.fields_json) for r in records[:2]] == [
+        ("claim", "c0", b'{"amount": 0}'),
+        ("claim", "c1", b'{"amount": 1}'),
+    ]
+    assert len(records) == 50
+
+
+def test_a_chunk_that_inflates_past_a_batch_is_a_payload_error() -> None:
+    with pytest.raises(PayloadError, match="inflates past"):
+        list(decode_records(deflated(b"\x0a" * (2 * MAX_BATCH_BYTES))))
+
+
+async def test_queries_offer_deflated_record_batches() -> None:
+    sent: list[bytes] = []
+
+    class Producer:
+        async def send_and_wait(self, topic: str, value: bytes, **_: object) -> None:
+            sent.append(value)
+
+    bus = ServiceBus(KafkaSettings(bootstrap="127.0.0.1:1"), Topics("t"), Producer(), Metrics())  # type: ignore[arg-type]
+    await bus.send_query(request_id=REQUEST, system="policy", attempt=1, result_public_key=b"k" * 32, key_id="k",
+                         sealed_query=b"q", deadline=datetime.now(UTC))  # fmt: skip
+    (command,) = [bus_pb2.Command.FromString(value).query for value in sent]
+    assert list(command.record_encodings) == [bus_pb2.RECORD_ENCODING_DEFLATE]
