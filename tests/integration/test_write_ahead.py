@@ -64,6 +64,7 @@ from tests.integration.test_collection import (
     states,
     submit,
 )
+from tests.support.rpc import until
 from tests.support.servers import database_of_its_own
 
 Record = tuple[str, str, dict[str, object]]  # (dataset, key, fields), as sealed_chunk takes them
@@ -479,11 +480,13 @@ async def test_a_followed_attempt_that_fails_gives_no_part_and_the_next_one_is_f
     for chunk in sealed_answer(first, LARGE_POLICY_ANSWER)[:2]:
         await h.collector.on_result(chunk)
     await h.collector.on_result(completion(first, 0, AttemptOutcome.FAILED, retryable=True, error="source away"))
+
     # the part following attempt 1 sees it failed at its next look (within FOLLOW_POLL_MAX_SECONDS);
     # otherwise a fast build would end first, and drop it unfinished
-    deadline = time.monotonic() + 5
-    while (request_id, "policy", 1) not in writes and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    async def attempt_1_written() -> bool:
+        return (request_id, "policy", 1) in writes
+
+    await until(attempt_1_written, 5, "the part following attempt 1 ends")
     second = h.bus.last(request_id, "policy")
     assert second.attempt == 2
     await deliver(h, second, sealed_answer(second, ATTEMPT_2_ANSWER))
