@@ -29,6 +29,7 @@ each chunk and ignores a second Completion).
 import asyncio
 import contextlib
 import datetime as dt
+import inspect
 import logging
 import time
 from collections import deque
@@ -117,7 +118,8 @@ class Attempt:
         self._chunk_limit = chunk_limit
         self.chunks = 0
         self.records = 0  # records sent in chunks
-        self.bytes = 0  # plaintext bytes of the chunks sent
+        self.bytes = 0  # plaintext bytes of the chunks sent (their RecordBatches)
+        self.sealed_bytes = 0  # what the chunks' sealed_records took on the bus (Progress.bytes)
         self._found = 0  # records found so far, sent or buffered (for progress)
         self._packer = ChunkPacker(chunk_limit)
         self._discovered: dict[tuple[str, str], Identifier] = {}
@@ -193,6 +195,8 @@ class Attempt:
             retryable=retryable,
             sealed_discovered=sealed,
         )
+        if status == bus_pb2.COMPLETION_STATUS_CANCELLED:
+            self._abandon_in_flight()  # what became of its chunks no longer matters
         in_flight = list(self._in_flight)
         self._in_flight.clear()
         try:
@@ -344,12 +348,17 @@ class Attempt:
             record_count=count,
             sealed_records=self._seal(plaintext, chunk_binding(*self._place, sequence)),
         )
-        self._in_flight.append(await self._enqueue(bus_pb2.ResultEvent(chunk=chunk)))
-        if len(self._in_flight) > CHUNKS_IN_FLIGHT:
-            await self._delivered(self._in_flight.popleft())
+        try:
+            self._in_flight.append(await self._enqueue(bus_pb2.ResultEvent(chunk=chunk)))
+            if len(self._in_flight) > CHUNKS_IN_FLIGHT:
+                await self._delivered(self._in_flight.popleft())
+        except Exception:
+            self._abandon_in_flight()  # the attempt runs again from the start
+            raise
         self.chunks += 1
         self.records += count
         self.bytes += len(batch)
+        self.sealed_bytes += len(chunk.sealed_records)
 
     def _seal(self, plaintext: bytes, info: bytes) -> bytes:
         return seal(plaintext, self.order.result_public_key, info)
@@ -360,7 +369,7 @@ class Attempt:
             system=self.order.system,
             attempt=self.order.attempt,
             records=self._found,
-            bytes=self.bytes,
+            bytes=self.sealed_bytes,
             instance_id=self._instance_id,
         )
         await self._send(bus_pb2.ResultEvent(progress=progress))
@@ -390,6 +399,11 @@ class Attempt:
             self._send_failure = error
             raise
 
+    def _abandon_in_flight(self) -> None:
+        """Stop waiting for the chunks in flight: their failures, if any, are nobody's to report."""
+        while self._in_flight:
+            _forget(self._in_flight.popleft())
+
     async def _delivered(self, *deliveries: Awaitable[Any]) -> None:
         """Wait for every acknowledgement, even past a failed one; raise the first failure."""
         failure: Exception | None = None
@@ -401,3 +415,12 @@ class Attempt:
         if failure is not None:
             self._send_failure = failure
             raise failure
+
+
+def _forget(delivery: Awaitable[Any]) -> None:
+    """An acknowledgement nobody will await: its failure is retrieved (so asyncio does not log
+    it as never retrieved), a coroutine is closed unrun."""
+    if isinstance(delivery, asyncio.Future):
+        delivery.add_done_callback(lambda done: done.cancelled() or done.exception())
+    elif inspect.iscoroutine(delivery):
+        delivery.close()

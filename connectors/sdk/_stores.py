@@ -69,47 +69,49 @@ async def documents(
     waits while the search handles the batch, and the search waits while the server reads the
     next. Here, when the answer does not fit in the first batch, a task keeps up to
     `BATCHES_AHEAD` batches read in advance, so the server's work and the search's overlap;
-    memory stays a few batches. Closing the iteration early (a break, an error, a cancelled
-    attempt) stops the task and closes the cursor. The documents are the search's to change.
+    memory stays a few batches. Closing the iteration (its end, a break, an error, a cancelled
+    attempt) stops the task, then closes the cursor. The documents are the search's to change.
     """
     cursor = collection.find(filter, projection, batch_size=batch_size)
     if sort is not None:
         cursor = cursor.sort(list(sort))
+    reader: asyncio.Task[None] | None = None
     try:
-        first = await cursor.to_list(batch_size)
-        if not cursor.alive:  # the whole answer: nothing to read ahead
-            for document in first:
+        batch = await cursor.to_list(batch_size)
+        if cursor.alive:  # more than the first batch: read the next ones ahead
+            batches: asyncio.Queue[list[Any] | BaseException] = asyncio.Queue()
+            room = asyncio.Semaphore(BATCHES_AHEAD)
+            reader = asyncio.create_task(_read_batches(cursor, batch_size, batches, room))
+        while batch:
+            for document in batch:
                 yield document
-            return
-        async for document in _read_ahead(cursor, first, batch_size):
-            yield document
+            if reader is None:
+                return
+            taken = await batches.get()
+            room.release()
+            if isinstance(taken, BaseException):
+                raise taken
+            batch = taken
     finally:
+        if reader is not None:
+            reader.cancel()
+            await asyncio.wait([reader])  # its outcome is the search's already, or nobody's
         await cursor.close()
 
 
-async def _read_ahead(cursor: Any, first: list[Any], batch_size: int) -> AsyncIterator[Any]:
-    """`first`, then the cursor's next batches, read by a task up to `BATCHES_AHEAD` ahead."""
-    batches: asyncio.Queue[list[Any] | BaseException] = asyncio.Queue(BATCHES_AHEAD)
-
-    async def read() -> None:
-        try:
-            while batch := await cursor.to_list(batch_size):
-                await batches.put(batch)
-            await batches.put([])
-        except Exception as error:  # handed to the search, where it is raised
-            await batches.put(error)
-
-    reader = asyncio.create_task(read())
+async def _read_batches(
+    cursor: Any, batch_size: int, batches: "asyncio.Queue[list[Any] | BaseException]", room: asyncio.Semaphore
+) -> None:
+    """Put the cursor's next batches in `batches` while there is `room`, then an empty one; or
+    the error that stopped it, for the search to raise."""
     try:
-        batch: list[Any] | BaseException = first
         while True:
-            if isinstance(batch, BaseException):
-                raise batch
+            await room.acquire()
+            batch = await cursor.to_list(batch_size)
+            batches.put_nowait(batch)
             if not batch:
                 return
-            for document in batch:
-                yield document
-            batch = await batches.get()
-    finally:
-        reader.cancel()
-        await asyncio.wait([reader])  # its outcome is the search's already, or nobody's
+    except BaseException as error:
+        batches.put_nowait(error)
+        if not isinstance(error, Exception):
+            raise

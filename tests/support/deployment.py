@@ -128,14 +128,16 @@ class Deployment:
         For a test that changes the world under the children in a step they must not see half-done:
         they wake to the finished change, with every connection they held broken or stale.
         """
-        running = [child for child in self.children if child.running]
-        for child in running:
-            child.process.send_signal(signal.SIGSTOP)
+        stopped: list[Child] = []
         try:
+            for child in self.children:
+                if child.running:
+                    child.process.send_signal(signal.SIGSTOP)
+                    stopped.append(child)
             yield
         finally:
-            for child in running:
-                if child.running:
+            for child in stopped:
+                with contextlib.suppress(ProcessLookupError):
                     child.process.send_signal(signal.SIGCONT)
 
     @classmethod

@@ -420,6 +420,7 @@ class Progress(_message.Message):
     attempt: _builtins.int
     records: _builtins.int
     bytes: _builtins.int
+    """The bytes of the chunks' sealed_records sent so far (what the service stores)."""
     instance_id: _builtins.str
     def __init__(
         self,
@@ -486,6 +487,7 @@ class Completion(_message.Message):
     chunk_count: _builtins.int
     record_count: _builtins.int
     byte_count: _builtins.int
+    """The bytes of the chunks' RecordBatches, before any encoding."""
     error: _builtins.str
     """Why it failed, in words; never holds personal data."""
     retryable: _builtins.bool

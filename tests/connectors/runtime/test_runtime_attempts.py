@@ -1,6 +1,7 @@
 """Attempts and the worker loop, against an in-memory producer, consumer and store."""
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Awaitable
@@ -395,6 +396,51 @@ class Refusing(FakeProducer):
 
 
 REFUSALS: list[tuple[Kind, bool]] = [("chunk", False), ("completion", False), ("completion", True)]
+
+
+async def test_a_cancelled_attempt_reports_its_cancellation_whatever_became_of_its_chunks() -> None:
+    """The first chunk's acknowledgement fails while the search goes on (it is not awaited yet);
+    the attempt is then cancelled: its CANCELLED completion goes out, without that failure."""
+    producer, hold = Refusing("chunk"), asyncio.Event()
+
+    class Holding(FakeStore):
+        async def after_record(self) -> None:
+            if len(producer.handed) >= 2:
+                await hold.wait()
+
+    cancelled = attempt(Holding(rows(40, size=200)), producer, chunk_limit=2_000, first_progress_seconds=3600)
+    running = asyncio.create_task(cancelled.run())
+    async with asyncio.timeout(10):
+        while len(producer.handed) < 2:
+            producer.changed.clear()
+            await producer.changed.wait()
+    assert producer.refused and not cancelled.send_failed, "refused, not yet awaited"
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    await cancelled.complete(bus_pb2.COMPLETION_STATUS_CANCELLED)  # as the worker does; no error
+    assert producer.completions()[-1].status == bus_pb2.COMPLETION_STATUS_CANCELLED
+
+
+async def test_progress_reports_the_sealed_bytes_sent() -> None:
+    producer, hold = FakeProducer(), asyncio.Event()
+
+    class Holding(FakeStore):
+        async def after_record(self) -> None:
+            if len(producer.chunks()) >= 2:
+                await hold.wait()
+
+    holding = attempt(Holding(rows(40, size=200)), producer, chunk_limit=2_000, deflate=True,
+                      first_progress_seconds=0.05, progress_seconds=3600)  # fmt: skip
+    running = asyncio.create_task(holding.run())
+    await producer.wait_for(1, "progress")
+    (progress,) = [e.progress for e in producer.events() if e.HasField("progress")]
+    sealed = sum(len(c.sealed_records) for c in producer.chunks())
+    assert progress.bytes == sealed > 0
+    hold.set()
+    await running
+    completion = producer.completions()[-1]
+    assert completion.byte_count > sum(len(c.sealed_records) for c in producer.chunks()), "the records, deflated"
 
 
 @pytest.mark.parametrize(("kind", "at_send"), REFUSALS)
