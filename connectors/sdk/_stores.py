@@ -53,6 +53,7 @@ async def rows(db: Any, sql: str, *args: object, prefetch: int = 500) -> AsyncIt
 
 
 BATCHES_AHEAD = 2  # MongoDB batches `documents` holds read ahead, at most
+STOP_SECONDS = 2.0  # how long closing a search early waits for a batch being read
 
 
 async def documents(
@@ -75,43 +76,63 @@ async def documents(
     cursor = collection.find(filter, projection, batch_size=batch_size)
     if sort is not None:
         cursor = cursor.sort(list(sort))
-    reader: asyncio.Task[None] | None = None
+    ahead: _ReadAhead | None = None
     try:
         batch = await cursor.to_list(batch_size)
         if cursor.alive:  # more than the first batch: read the next ones ahead
-            batches: asyncio.Queue[list[Any] | BaseException] = asyncio.Queue()
-            room = asyncio.Semaphore(BATCHES_AHEAD)
-            reader = asyncio.create_task(_read_batches(cursor, batch_size, batches, room))
+            ahead = _ReadAhead(cursor, batch_size)
         while batch:
             for document in batch:
                 yield document
-            if reader is None:
+            if ahead is None:
                 return
-            taken = await batches.get()
-            room.release()
-            if isinstance(taken, BaseException):
-                raise taken
-            batch = taken
+            batch = await ahead.next_batch()
     finally:
-        if reader is not None:
-            reader.cancel()
-            await asyncio.wait([reader])  # its outcome is the search's already, or nobody's
+        if ahead is not None:
+            await ahead.stop()
         await cursor.close()
 
 
-async def _read_batches(
-    cursor: Any, batch_size: int, batches: "asyncio.Queue[list[Any] | BaseException]", room: asyncio.Semaphore
-) -> None:
-    """Put the cursor's next batches in `batches` while there is `room`, then an empty one; or
-    the error that stopped it, for the search to raise."""
-    try:
-        while True:
-            await room.acquire()
-            batch = await cursor.to_list(batch_size)
-            batches.put_nowait(batch)
-            if not batch:
-                return
-    except BaseException as error:
-        batches.put_nowait(error)
-        if not isinstance(error, Exception):
-            raise
+class _ReadAhead:
+    """A cursor's next batches, read by a task while the search handles the current one."""
+
+    def __init__(self, cursor: Any, batch_size: int) -> None:
+        self._cursor = cursor
+        self._batch_size = batch_size
+        self._batches: asyncio.Queue[list[Any] | BaseException] = asyncio.Queue()
+        self._room = asyncio.Semaphore(BATCHES_AHEAD)
+        self._reading = False  # a batch is being read (a round trip to the server)
+        self._stopping = False
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while not self._stopping:
+                await self._room.acquire()
+                self._reading = True
+                batch = await self._cursor.to_list(self._batch_size)
+                self._reading = False
+                self._batches.put_nowait(batch)
+                if not batch:
+                    return
+        except BaseException as error:  # handed to the search, which raises it
+            self._batches.put_nowait(error)
+            if not isinstance(error, Exception):
+                raise
+
+    async def next_batch(self) -> list[Any]:
+        """The next batch (empty at the end), or the error that stopped the reading."""
+        taken = await self._batches.get()
+        self._room.release()
+        if isinstance(taken, BaseException):
+            raise taken
+        return taken
+
+    async def stop(self) -> None:
+        """Stop reading. A batch being read is let finish first (up to `STOP_SECONDS`): PyMongo
+        leaves the socket of an operation cancelled midway open."""
+        self._stopping = True
+        if self._reading:
+            await asyncio.wait([self._task], timeout=STOP_SECONDS)
+        self._task.cancel()
+        await asyncio.wait([self._task])  # its outcome is the search's already, or nobody's
