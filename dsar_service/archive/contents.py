@@ -200,7 +200,7 @@ class ArchiveBuilder:
         if first:
             self._writer.open_json_array(self._path("data", shape, ".json"))
             if self._alongside:
-                self._begin_csv_alongside(shape)
+                self._open_csv(shape)
         self._writer.write_json_object(orjson.dumps(row))
         if self._alongside:
             self._add_csv_row(shape, fields)
@@ -238,26 +238,43 @@ class ArchiveBuilder:
         in the JSON pass: its section then follows the first one's."""
         return self._alongside
 
-    # --- the CSV twins in the JSON pass ---------------------------------------------------------------
+    # --- the CSV files, in either pass -------------------------------------------------------------
 
-    def _begin_csv_alongside(self, shape: DatasetShape) -> None:
-        """Open the dataset's CSV twin in the CSV section, with the columns known so far: the
-        declared fields (and those of the first record)."""
-        assert self._csv_writer is not None
+    @property
+    def _csv_out(self) -> ArchiveWriter | SectionWriter:
+        """Where the CSV twins (and the schemas after them) go: the CSV section when they are
+        written alongside, else the builder's writer."""
+        if self._alongside and self._csv_writer is not None:
+            return self._csv_writer
+        return self._writer
+
+    def _open_csv(self, shape: DatasetShape) -> None:
+        """Open the dataset's CSV twin, with the columns known so far (in the CSV pass, all of
+        them; alongside, the declared fields and those of the first record)."""
         self._columns = tuple(c.name for c in shape.columns)
         self._csv = CsvEncoder(self._columns)
-        self._csv_writer.open_file(self._path("data", shape, ".csv"))
-        self._csv_writer.write(self._csv.header())
+        self._csv_out.open_file(self._path("data", shape, ".csv"))
+        self._csv_out.write(self._csv.header())
         self._csv_rows = 0
 
     def _add_csv_row(self, shape: DatasetShape, fields: Mapping[str, Any]) -> None:
-        assert self._csv_writer is not None and self._csv is not None
+        assert self._csv is not None
         cells = shape.csv_cells(fields, self._columns)
         if cells is not None:
             self._csv.add_texts(cells)
             self._csv_rows += 1
             if self._csv.ready:
-                self._csv_writer.write(self._csv.take())
+                self._csv_out.write(self._csv.take())
+
+    def _close_csv(self) -> None:
+        if self._csv is None or self._current is None:
+            return
+        expected = self._shapes[self._current].records
+        self._csv_out.write(self._csv.take())
+        self._csv_out.close_file(records=self._csv_rows)
+        self._csv = None
+        if self._csv_rows != expected:
+            raise ContentError(f"{self._system}.{self._current} changed between the JSON and CSV passes")
 
     def _end_csv_alongside(self) -> None:
         """Close the current dataset's CSV twin in the CSV section. If the dataset turned out to
@@ -265,10 +282,7 @@ class ArchiveBuilder:
         up: the CSV pass writes the twins, as without a `csv_writer`."""
         if self._csv is None or self._current is None or not self._alongside:
             return
-        assert self._csv_writer is not None
-        self._csv_writer.write(self._csv.take())
-        self._csv_writer.close_file(records=self._csv_rows)
-        self._csv = None
+        self._close_csv()
         if tuple(c.name for c in self._shapes[self._current].columns) != self._columns:
             self._alongside = False
 
@@ -288,13 +302,8 @@ class ArchiveBuilder:
             self._close_csv()
             self._current, self._current_shape = dataset, shape
             if not shape.empty:
-                self._columns = tuple(c.name for c in shape.columns)
-                self._csv = CsvEncoder(self._columns)
-                self._writer.open_file(self._path("data", shape, ".csv"))
-                self._writer.write(self._csv.header())
-                self._csv_rows = 0
-        encoder = self._csv
-        if encoder is None:
+                self._open_csv(shape)
+        if self._csv is None:
             return
         try:
             fields = orjson.loads(fields_json)  # (inline: this runs once per record)
@@ -302,22 +311,7 @@ class ArchiveBuilder:
             raise ContentError("a record is not valid JSON") from None
         if type(fields) is not dict:
             raise ContentError("a record is not a JSON object")
-        cells = shape.csv_cells(fields, self._columns)
-        if cells is not None:
-            encoder.add_texts(cells)
-            self._csv_rows += 1
-            if encoder.ready:
-                self._writer.write(encoder.take())
-
-    def _close_csv(self) -> None:
-        if self._csv is None or self._current is None:
-            return
-        expected = self._shapes[self._current].records
-        self._writer.write(self._csv.take())
-        self._writer.close_file(records=self._csv_rows)
-        self._csv = None
-        if self._csv_rows != expected:
-            raise ContentError(f"{self._system}.{self._current} changed between the JSON and CSV passes")
+        self._add_csv_row(shape, fields)
 
     def end_system(self) -> tuple[DatasetReport, ...]:
         """End the system: write its schemas; return what was exported, dataset by dataset."""
@@ -335,9 +329,7 @@ class ArchiveBuilder:
             json_path, csv_path = self._path("data", shape, ".json"), self._path("data", shape, ".csv")
             schema_path = self._path("schemas", shape, ".schema.json")
             schema = dataset_schema(shape, label.title, " ".join(x for x in (description, label.note) if x))
-            (self._csv_writer if self._alongside and self._csv_writer else self._writer).add_file(
-                schema_path, orjson.dumps(schema, option=_JSON)
-            )
+            self._csv_out.add_file(schema_path, orjson.dumps(schema, option=_JSON))
             self._schemas[json_path] = schema_path
             self._exported.add((system, name))
             activities = dict.fromkeys(c.field.activity for c in shape.columns if c.field is not None)
