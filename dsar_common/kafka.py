@@ -98,7 +98,7 @@ def consumer(
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset=auto_offset_reset,
-        fetch_max_wait_ms=20,
+        fetch_max_wait_ms=settings.fetch_wait_ms,
         max_partition_fetch_bytes=4 * MAX_MESSAGE_BYTES,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,

@@ -35,6 +35,11 @@ class KafkaSettings:
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    # How long a fetch may wait at the broker for records (Kafka's fetch.max.wait.ms). A Kafka
+    # broker answers as soon as a record is there, so this bounds idle polling, not latency.
+    # The embedded stack's broker (Tansu) answers a fetch over several partitions only when the
+    # wait is over: the stack sets a short one (dsar_service/stack, TANSU_FETCH_WAIT_MS).
+    fetch_wait_ms: int = 500
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ class Settings:
         kafka: dict[str, Any] = {}
         for name, text in values.items():
             if name.startswith("kafka_") and name != "kafka":
-                kafka[name[len("kafka_") :]] = text
+                kafka[name[len("kafka_") :]] = _cast(KafkaSettings, name[len("kafka_") :], text, "DSAR_KAFKA_")
             else:
                 top[name] = _cast(cls, name, text)
         return cls(**top, kafka=KafkaSettings(**kafka))
@@ -136,7 +141,7 @@ def _read_file(explicit: str | None, state_dir: Path) -> dict[str, str]:
     return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in data.items()}
 
 
-def _cast(cls: type, name: str, text: str) -> Any:
+def _cast(cls: type, name: str, text: str, variable: str = "DSAR_") -> Any:
     kind = {f.name: f.type for f in fields(cls)}[name]
     try:
         if kind in (bool, "bool"):
@@ -153,4 +158,4 @@ def _cast(cls: type, name: str, text: str) -> Any:
             return Path(text)
         return text
     except (ValueError, binascii.Error) as error:
-        raise SettingsError(f"DSAR_{name.upper()} is malformed") from error
+        raise SettingsError(f"{variable}{name.upper()} is malformed") from error

@@ -57,6 +57,7 @@ TARGET_P99 = 2.0  # seconds
 TARGET_SINGLE = 0.3  # seconds
 BENCH_DEADLINE_SECONDS = 1800.0
 POSTGRES = "postgresql (all databases)"  # the CPU table's row for the PostgreSQL server
+BENCH = "bench (client, floor reader)"  # the CPU table's row for this process
 
 
 @dataclass
@@ -204,7 +205,8 @@ async def _heavy_request(run: _Run, label: str, children: Children, py_spy: str 
     for pid in children.pids().values():
         reset_peak(pid)
     with run.narrator.step(f"{label}: the floor (plain asyncpg and motor reads)"):
-        floor = await read_floor(settings, floor_subjects)
+        async with _cpu_used(run, children, f"{label} floor", 1):
+            floor = await read_floor(settings, floor_subjects)
     async with DsarClient.connect(settings) as client:
         with run.narrator.step(f"{label}: one request for the subject, submit to ready"):
             async with _maybe_recording(run, py_spy, children, label), _cpu_used(run, children, label, 1):
@@ -319,7 +321,8 @@ async def _many(run: _Run, children: Children, py_spy: str | None) -> None:
 @contextlib.asynccontextmanager
 async def _cpu_used(run: _Run, children: Children, label: str, requests: int) -> AsyncIterator[None]:
     """Record the CPU time each child and stack server uses while the body runs (from /proc)."""
-    readers = {name: partial(cpu_seconds, pid) for name, pid in {**children.pids(), **run.servers}.items()}
+    processes = {**children.pids(), **run.servers, BENCH: os.getpid()}
+    readers = {name: partial(cpu_seconds, pid) for name, pid in processes.items()}
     if run.postmaster is not None:
         readers[POSTGRES] = partial(tree_cpu_seconds, run.postmaster)
     before = {name: read() for name, read in readers.items()}

@@ -26,10 +26,12 @@ from dsar_service.stack._model import (
     State,
 )
 from dsar_service.stack._postgres import POSTGRES_URL_VARIABLE
+from dsar_service.stack._servers import TANSU_FETCH_WAIT_MS
 from dsar_service.stack._stack import running_stack, stack_down, stack_status, stack_up
 
 __all__ = [
     "POSTGRES_URL_VARIABLE",
+    "TANSU_FETCH_WAIT_MS",
     "Component",
     "ComponentStatus",
     "StackDatabases",

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from dsar_service.stack._net import LOOPBACK, free_port
 from dsar_service.stack._processes import write_private
+from dsar_service.stack._servers import TANSU_FETCH_WAIT_MS
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ def write_settings(
     source_mongodb_url: str,
 ) -> None:
     """Write the settings file (0600), unless it already holds exactly this content."""
-    values: Mapping[str, str | bool] = {
+    values: Mapping[str, str | int | bool] = {
         "kafka_bootstrap": kafka_bootstrap,
+        "kafka_fetch_wait_ms": TANSU_FETCH_WAIT_MS,
         "database_url": database_url,
         "source_postgres_url": source_postgres_url,
         "source_mongodb_url": source_mongodb_url,
@@ -85,7 +87,7 @@ def write_settings(
     write_private(path, text)
 
 
-def _render(values: Mapping[str, str | bool]) -> str:
+def _render(values: Mapping[str, str | int | bool]) -> str:
     lines = [
         "# Written by `dsar stack up` for the embedded development stack: keys are Settings names.",
         "# insecure = true: plaintext gRPC on loopback. Holds keys: keep it owner-only.",

@@ -33,7 +33,7 @@ from dsar_common import kafka
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed
 from dsar_common.settings import KafkaSettings
 from dsar_common.topics import Topics
-from tests.support.local_servers import local_kafka, local_mongodb
+from tests.support.local_servers import local_kafka, local_mongodb, tansu_settings
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +127,7 @@ class Exporter:
 
 @pytest.fixture(scope="module")
 async def export(mongo_url: str, broker: str, population: Population) -> AsyncIterator[Exporter]:
-    settings = KafkaSettings(bootstrap=broker)
+    settings = tansu_settings(broker)
     source = MongoSource(mongo_url, DATABASE, 4)
     producer = kafka.producer(settings)
     await producer.start()

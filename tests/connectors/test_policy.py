@@ -27,9 +27,9 @@ from connectors.sdk import REDACTIONS, Ident, Identifier, Query, Record, Request
 from dsar.bus.v1 import bus_pb2
 from dsar_common import kafka
 from dsar_common.sealing import KeyPair, chunk_binding, discovered_binding, open_sealed, query_binding, seal
-from dsar_common.settings import KafkaSettings, Settings
+from dsar_common.settings import Settings
 from dsar_common.topics import Topics
-from tests.support.local_servers import local_kafka
+from tests.support.local_servers import local_kafka, tansu_settings
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ async def runtime(broker: str, policy_database: str) -> AsyncIterator[tuple[Sett
         source_postgres_url=POSTGRES,
         topic_prefix=f"t{secrets.token_hex(4)}",
         heartbeat_seconds=1,
-        kafka=KafkaSettings(bootstrap=broker),
+        kafka=tansu_settings(broker),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(

@@ -15,11 +15,11 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from dsar_common.kafka import ensure_topics
-from dsar_common.settings import KafkaSettings
 from dsar_service.stack._net import LOOPBACK, free_port
 from dsar_service.stack._readiness import kafka_answers
 from dsar_service.stack._servers import tansu_argv
 from tests.support.environment import empty_state_dir
+from tests.support.local_servers import tansu_settings
 from tests.support.processes import Child, start_child
 
 READY_SECONDS = 30.0
@@ -65,7 +65,7 @@ class Broker:
         self.restarts += 1
         await self.start()
         if provision:
-            await ensure_topics(KafkaSettings(bootstrap=self.bootstrap), provision)
+            await ensure_topics(tansu_settings(self.bootstrap), provision)
 
     async def stop(self) -> None:
         if self.child is not None:

@@ -26,11 +26,12 @@ import grpc
 
 from dsar.v1 import dsar_pb2_grpc
 from dsar_common.sealing import KeyPair
-from dsar_common.settings import KafkaSettings, Settings
+from dsar_common.settings import Settings
 from dsar_service.stack import StackInfo
 from dsar_service.stack._net import free_port
 from tests.support.broker import Broker
 from tests.support.environment import child_environment, empty_state_dir, with_known
+from tests.support.local_servers import tansu_settings
 from tests.support.processes import Child, start_dsar
 from tests.support.rpc import wait_for_systems
 from tests.support.servers import create_database
@@ -56,7 +57,7 @@ async def deployment_settings(servers: StackInfo, broker: Broker, folder: Path, 
         source_postgres_url=servers.postgres_url,
         source_mongodb_url=servers.mongodb_url,
         heartbeat_seconds=1,
-        kafka=KafkaSettings(bootstrap=broker.bootstrap),
+        kafka=tansu_settings(broker.bootstrap),
     )
     return with_known(settings, **{**GENEROUS_LIMITS, **values})
 

@@ -2,6 +2,7 @@
 
     with local_mongodb(folder) as url: ...     # mongodb://127.0.0.1:PORT/?directConnection=true
     with local_kafka() as bootstrap: ...       # 127.0.0.1:PORT, in memory
+    tansu_settings(bootstrap)                  # the KafkaSettings of its clients
 
 Each starts on a free port, is handed over once its port accepts connections, logs to a file
 in `folder` (SecantusDB) or nowhere (Tansu), and is terminated at the end (killed if it lingers).
@@ -15,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
+from dsar_common.settings import KafkaSettings
+from dsar_service.stack import TANSU_FETCH_WAIT_MS
 from dsar_service.stack._net import LOOPBACK, free_port
 from dsar_service.stack._servers import secantus_binary, tansu_argv
 
@@ -58,3 +61,10 @@ def local_kafka() -> Iterator[str]:
     port = free_port()
     with serving(tansu_argv(port), port):
         yield f"{LOOPBACK}:{port}"
+
+
+def tansu_settings(bootstrap: str) -> KafkaSettings:
+    """The Kafka settings of a client of a Tansu broker: its address, and the fetch wait the
+    embedded stack uses with it (Tansu answers a fetch over several partitions only when the
+    wait is over)."""
+    return KafkaSettings(bootstrap=bootstrap, fetch_wait_ms=TANSU_FETCH_WAIT_MS)

@@ -25,6 +25,7 @@ from pymongo import AsyncMongoClient
 from dsar_common.settings import Settings
 from dsar_service.stack import (
     POSTGRES_URL_VARIABLE,
+    TANSU_FETCH_WAIT_MS,
     Component,
     StackDatabases,
     StackError,
@@ -171,6 +172,7 @@ async def test_settings_file_loads_and_keeps_its_keys_across_restarts(tmp_path: 
 
     assert mode == 0o600
     assert settings.kafka.bootstrap == info.kafka_bootstrap
+    assert settings.kafka.fetch_wait_ms == TANSU_FETCH_WAIT_MS  # Tansu's fetches wait out their time
     expected = f"{info.postgres_url}/{service_database_for(settings.master_key)}"
     assert settings.database_url == info.database_url == expected
     assert settings.source_postgres_url == info.postgres_url
