@@ -89,6 +89,7 @@ class Dataset:
     fields: Mapping[str, Field]
     description: str = ""
     _search: Search | None = field(default=None, repr=False)
+    _layouts: dict[tuple[str, ...], "_RowLayout"] = field(default_factory=dict, repr=False)
 
     @property
     def portable(self) -> bool:
@@ -143,27 +144,41 @@ class Dataset:
         when those columns must not be disclosed). `discovered` maps an identifier kind the
         connector `discovers` to a value, or to a list of values; None and "" are ignored.
         """
-        fields: dict[str, Any] = {}
-        for name, value in row.items():
-            if name in self.fields:
-                fields[name] = value
-            elif name not in self.key:
-                raise RecordError(f"{self.connector.name}.{self.name}: field {name!r} is not declared")
+        names = tuple(row.keys())
+        layout = self._layouts.get(names) or self._layout(names)
+        if layout.whole:
+            fields = dict(row.items())
+        else:
+            fields = {name: value for name, value in row.items() if name in self.fields}
         if key is None:
-            try:
-                key = "/".join(str(row[column]) for column in self.key)
-            except KeyError as error:
-                raise RecordError(
-                    f"{self.connector.name}.{self.name}: key column {error.args[0]!r} is missing"
-                ) from None
-        return Record(self.name, key, fields, self._discovered(discovered or {}))
+            if layout.key is None:
+                missing = next(column for column in self.key if column not in names)
+                raise RecordError(f"{self.connector.name}.{self.name}: key column {missing!r} is missing")
+            key = layout.key(row)
+        return Record(self.name, key, fields, self._discovered(discovered) if discovered else ())
+
+    def _layout(self, names: tuple[str, ...]) -> "_RowLayout":
+        """What `record` makes of rows with these column names in this order, checked once and
+        kept (rows of one search nearly always share them); RecordError as `record` says."""
+        where = f"{self.connector.name}.{self.name}"
+        for name in names:
+            if name not in self.fields and name not in self.key:
+                raise RecordError(f"{where}: field {name!r} is not declared")
+        whole = all(name in self.fields for name in names)
+        keyed = all(column in names for column in self.key)
+        layout = _RowLayout(whole, _key_of(self.key) if keyed else None)
+        if len(self._layouts) >= _MAX_ROW_LAYOUTS:
+            self._layouts.clear()
+        self._layouts[names] = layout
+        return layout
 
     def view(self, record: Record, portability: bool) -> Record | None:
         """The record as the request kind allows: for portability, without derived fields, and
         None when no field is left. Redaction notes pass unchanged."""
         if not portability:
             return record
-        kept = {name: value for name, value in record.fields.items() if name in self.portable_fields}
+        portable = self.portable_fields
+        kept = {name: value for name, value in record.fields.items() if name in portable}
         if not kept:
             return None
         return Record(record.dataset, record.key, kept, record.discovered)
@@ -181,6 +196,26 @@ class Dataset:
                 if text is not None:
                     identifiers.append(Identifier(kind, text, self.connector.name))
         return tuple(identifiers)
+
+
+_MAX_ROW_LAYOUTS = 64  # per dataset: a search has a few (its SELECT's columns, a document's fields)
+
+
+@dataclass(frozen=True, slots=True)
+class _RowLayout:
+    """Rows with one list of column names: whether every column is a field (the row is then
+    copied whole), and how their key is made (None: a key column is missing)."""
+
+    whole: bool
+    key: Callable[[Mapping[str, Any]], str] | None
+
+
+def _key_of(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], str]:
+    """The key of a row: its key columns' values as text, joined with '/'."""
+    if len(columns) == 1:
+        (column,) = columns
+        return lambda row: str(row[column])
+    return lambda row: "/".join(str(row[column]) for column in columns)
 
 
 def check_name(what: str, name: str) -> str:

@@ -138,6 +138,43 @@ def test_records_hold_declared_fields_only() -> None:
     assert dataset.record({"email": None}, key="override").key == "override"
 
 
+def test_rows_of_one_layout_are_checked_once_and_each_made_as_the_first() -> None:
+    dataset = demo().dataset(
+        "visits", activity="site_audience", key="_id", fields={"site": P.OBSERVED, "pages": P.OBSERVED}
+    )
+    first = dataset.record({"_id": "v1", "site": "public", "pages": [1]})
+    second = dataset.record({"_id": "v2", "site": "personal_space", "pages": []})
+    assert (first.key, first.fields) == ("v1", {"site": "public", "pages": [1]})
+    assert (second.key, second.fields) == ("v2", {"site": "personal_space", "pages": []})
+    row = {"site": "public"}
+    whole = dataset.record(row, key="k")  # every column a field: the row copied whole
+    row["site"] = "changed"
+    assert whole.fields == {"site": "public"}
+    # A layout seen before still refuses a row without its key, unless the key is given.
+    with pytest.raises(RecordError, match="key column '_id' is missing"):
+        dataset.record({"site": "public"})
+    for _ in range(2):  # refused each time, not only when first seen
+        with pytest.raises(RecordError, match="'secret' is not declared"):
+            dataset.record({"_id": "v3", "secret": "x"})
+    # A column twice (a SELECT naming two tables' columns alike): its last value, as before.
+    assert dataset.record(_Row([("_id", "v4"), ("site", "a"), ("site", "b")])).fields == {"site": "b"}
+    assert dataset.record(_Row([("site", "a"), ("site", "b")]), key="k").fields == {"site": "b"}
+
+
+class _Row(dict[str, Any]):
+    """A mapping whose items may repeat a name, as an asyncpg.Record's can."""
+
+    def __init__(self, items: list[tuple[str, Any]]) -> None:
+        super().__init__(items)
+        self._items = items
+
+    def keys(self) -> Any:
+        return [name for name, _ in self._items]
+
+    def items(self) -> Any:
+        return list(self._items)
+
+
 def test_portability_keeps_provided_and_observed_fields() -> None:
     dataset = demo().dataset(
         "dunning", activity="policy_management", key="id", fields={"at": P.OBSERVED, "step": P.DERIVED}
