@@ -193,6 +193,12 @@ class ArchiveBuilder:
             self._close_json()
             shape = self._current_shape = self._shape(dataset)
         self.received += 1
+        if self._alongside and shape.records:  # the CSV twin is open: its columns are known
+            shaped = shape.shape_count_and_cells(fields, self._columns)
+            if shaped is not None:
+                self._writer.write_json_object(orjson.dumps(shaped[0]))
+                self._add_csv_cells(shaped[1])
+            return
         first = shape.records == 0
         row = shape.shape_and_count(fields)
         if row is None:
@@ -258,13 +264,16 @@ class ArchiveBuilder:
         self._csv_rows = 0
 
     def _add_csv_row(self, shape: DatasetShape, fields: Mapping[str, Any]) -> None:
-        assert self._csv is not None
         cells = shape.csv_cells(fields, self._columns)
         if cells is not None:
-            self._csv.add_texts(cells)
-            self._csv_rows += 1
-            if self._csv.ready:
-                self._csv_out.write(self._csv.take())
+            self._add_csv_cells(cells)
+
+    def _add_csv_cells(self, cells: list[str]) -> None:
+        assert self._csv is not None
+        self._csv.add_texts(cells)
+        self._csv_rows += 1
+        if self._csv.ready:
+            self._csv_out.write(self._csv.take())
 
     def _close_csv(self) -> None:
         if self._csv is None or self._current is None:

@@ -284,21 +284,45 @@ class DatasetShape:
         layout = self._layouts.get(tuple(fields)) or self._layout(fields)
         if layout.empty:
             return None
-        if layout.csv is None or layout.csv_columns is not columns:
-            where = dict(zip(layout.names, layout.pick(range(len(fields) + len(layout.coded))), strict=True))
-            missing = len(fields) + len(layout.coded)  # the None appended after the labels
-            layout.csv = _picker([where.get(column, missing) for column in columns])
-            layout.csv_columns = columns
+        return _cells(layout, layout.values(fields), columns)
+
+    def shape_count_and_cells(
+        self, fields: Mapping[str, Any], columns: tuple[str, ...]
+    ) -> tuple[Mapping[str, Any], list[str]] | None:
+        """`shape_and_count` and `csv_cells` in one call, the record's values taken once: the
+        JSON pass when the CSV twin is written alongside. (`shape_and_count` inlined.)"""
+        layout = self._layouts.get(tuple(fields)) or self._layout(fields)
+        if layout.empty:
+            return None
         values = layout.values(fields)
-        values.append(None)
-        # `cell` inlined for the common types (str(float) is its repr; bool is not `int` here).
-        return [
-            value
-            if type(value) is str
-            else ""
-            if value is None
-            else str(value)
-            if type(value) is int or type(value) is float
-            else cell(value)
-            for value in layout.csv(values)
-        ]
+        names = layout.names
+        row = fields if layout.identity else dict(zip(names, layout.pick(values), strict=True))
+        self.records += 1
+        key = (names, tuple(map(type, row.values())))
+        pending = self._pending
+        pending[key] = pending.get(key, 0) + 1
+        if len(pending) >= _MAX_PENDING:
+            self._sum()
+        return row, _cells(layout, values, columns)
+
+
+def _cells(layout: _Layout, values: list[Any], columns: tuple[str, ...]) -> list[str]:
+    """The CSV cells of a record of `layout` whose values (`_Layout.values`) are `values`, for
+    `columns`; `values` gets a last None, the cell of the columns the record lacks."""
+    if layout.csv is None or layout.csv_columns is not columns:
+        count = len(values)
+        where = dict(zip(layout.names, layout.pick(range(count)), strict=True))
+        layout.csv = _picker([where.get(column, count) for column in columns])  # count: the None appended
+        layout.csv_columns = columns
+    values.append(None)
+    # `cell` inlined for the common types (str(float) is its repr; bool is not `int` here).
+    return [
+        value
+        if type(value) is str
+        else ""
+        if value is None
+        else str(value)
+        if type(value) is int or type(value) is float
+        else cell(value)
+        for value in layout.csv(values)
+    ]

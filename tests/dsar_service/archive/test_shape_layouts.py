@@ -132,6 +132,16 @@ def _check(batch: list[dict[str, Any]], declared: DatasetInfo | None, portabilit
             encoder.add(cells)
             lines.append([cell(expected.get(name)) for name in columns])
     assert encoder.take() == _csv(lines)
+    # Both in one call (the JSON pass writing the CSV alongside, the columns known): the same.
+    alongside = _new(declared, portability)
+    for fields in batch:
+        shaped = alongside.shape_count_and_cells(fields, columns)
+        expected = reference.shape(fields)
+        assert (shaped is None) == (expected is None)
+        if shaped is not None and expected is not None:
+            assert orjson.dumps(shaped[0]) == orjson.dumps(expected)
+            assert shaped[1] == shape.csv_cells(fields, columns)
+    assert (alongside.records, alongside.types, alongside.present) == (shape.records, shape.types, shape.present)
 
 
 @settings(max_examples=300, deadline=None)
