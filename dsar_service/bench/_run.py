@@ -135,11 +135,25 @@ async def run_bench(options: BenchOptions, out: TextIO) -> int:
         narrator.say()
         narrator.say(f"{len(misses)} target(s) missed" if misses else "every target met")
         return 0
+    except BaseException:
+        if not options.keep_work_dir:
+            narrator.say(f"the run failed; its logs are kept in {_keep_logs(work)}")
+        raise
     finally:
         if options.keep_work_dir:
             narrator.say(f"work folder kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _keep_logs(work: Path) -> Path:
+    """Copy a failed run's logs (the children's, then the stack servers') to a folder of their
+    own, out of the work folder about to be removed; its path. Logs hold no personal data."""
+    kept = Path(tempfile.mkdtemp(prefix="dsar-bench-logs-", dir=work.parent))
+    for folder, prefix in ((work / "logs", ""), (work / "state" / "logs", "stack-")):
+        for log in sorted(folder.glob("*.log")):
+            shutil.copy2(log, kept / f"{prefix}{log.name}")
+    return kept
 
 
 def _preamble(options: BenchOptions) -> str:

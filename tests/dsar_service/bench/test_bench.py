@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from dsar_service.bench import SCENARIOS, BenchOptions, run_bench
+from dsar_service.bench import _run as bench_run
+from dsar_service.bench._requests import BenchError
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +40,24 @@ async def test_quick_bench_prints_every_scenario_and_cleans_up(tmp_path: Path) -
     assert ready[3].startswith("floor ") and float(ready[4]) > 0 and ready[-1] in ("ok", "MISS")
     assert set(SCENARIOS) <= {row[0] for row in rows}
     assert not os.listdir(tmp_path)  # the work folder, its stack state and archives are gone
+
+
+async def test_a_failed_run_keeps_its_logs_and_removes_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing_warm_up(*_: object) -> None:
+        raise BenchError("the warm-up request did not end READY")
+
+    monkeypatch.setattr(bench_run, "_warm_up", failing_warm_up)  # with the children up and logging
+    out = io.StringIO()
+
+    with pytest.raises(BenchError):
+        await run_bench(BenchOptions(quick=True, only="tenth", work_dir=tmp_path), out)
+
+    said = re.search(r"its logs are kept in (\S+)", out.getvalue())
+    assert said is not None, out.getvalue()
+    kept = Path(said.group(1))
+    assert os.listdir(tmp_path) == [kept.name]  # the work folder (state, identity) is gone
+    logs = set(os.listdir(kept))
+    assert {"bench-tenth-service.log", "bench-tenth-claims.log", "stack-kafka.log"} <= logs, logs
+    assert all(name.endswith(".log") for name in logs)
