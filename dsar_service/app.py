@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import contextvars
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dsar.v1 import dsar_pb2, dsar_pb2_grpc
-from dsar_common.observability import configure_tracing
+from dsar_common.observability import configure_tracing, log_fields
 from dsar_common.settings import Settings, SettingsError
 from dsar_common.topics import Topics
 from dsar_service.api import DsarServicer, GuardInterceptor, map_errors
@@ -109,16 +110,19 @@ class Assemblies:
         self._assembler.follow(request_id, system, attempt, sequence)
 
     def schedule(self, request_id: str) -> None:
-        task = asyncio.create_task(self._run(request_id))
+        # A context of its own: the caller's (the last system's completion, its log fields and
+        # span) is not the assembly's.
+        task = asyncio.create_task(self._run(request_id), context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, request_id: str) -> None:
-        async with self._slots:
-            try:
-                await self._assembler.assemble(request_id)
-            except Exception:
-                log.exception("assembly crashed request=%s", request_id)
+        with log_fields(request_id=request_id):
+            async with self._slots:
+                try:
+                    await self._assembler.assemble(request_id)
+                except Exception:
+                    log.exception("assembly crashed request=%s", request_id)
 
     async def drain(self) -> None:
         if self._tasks:
