@@ -176,6 +176,8 @@ async def _stack(run: _Run) -> AsyncIterator[None]:
     try:
         run.environ = bench_environment(state_dir)
         run.settings = Settings.load(run.environ)
+        run.narrator.say(f"  consumers' fetch wait {run.settings.kafka.fetch_wait_ms} ms (Tansu answers a fetch over"
+                         " several partitions only when it is over: every hop may wait that long)")  # fmt: skip
         yield
     finally:
         with run.narrator.step("stopping the embedded stack"):
