@@ -148,7 +148,17 @@ def bench_options(args: argparse.Namespace) -> "BenchOptions":
         profile_dir=Path(args.profile) if args.profile else None,
         work_dir=Path(args.keep) if args.keep else None,
         keep_work_dir=bool(args.keep),
+        repeat=args.repeat,
     )
+
+
+def _repeat(text: str) -> int:
+    """`dsar bench --repeat N`: a whole number from 1 to MAX_REPEAT."""
+    from dsar_service.bench import MAX_REPEAT
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_REPEAT:
+        raise argparse.ArgumentTypeError(f"a number of runs from 1 to {MAX_REPEAT}")
+    return int(text)
 
 
 async def _bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -412,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--postgres", default="embedded", help=POSTGRES_HELP)
     bench.add_argument("--profile", metavar="DIR", help="py-spy profiles of the service and connectors (needs py-spy)")
     bench.add_argument("--keep", metavar="DIR", help="run in a new folder in DIR, kept after (logs, stack)")
+    bench.add_argument("--repeat", metavar="N", type=_repeat, default=1,
+                       help="time the large and tenth requests N times (1-9), each against its floor")  # fmt: skip
     bench.set_defaults(handler=_bench)
 
     audit = commands.add_parser("audit", help="the audit trail of the service")

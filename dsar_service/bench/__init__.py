@@ -19,12 +19,13 @@ table. The scenarios (SCENARIOS):
 - crypto: MB/s of HPKE sealing and opening (1 MiB chunks), ZIP streaming, age encryption and the
   archive writer, on the large archive's data files, against SHA-256 of the same bytes.
 
-With `profile_dir`, py-spy records the service and every connector during `large` and `many`, and
-the top functions of each follow the table.
+With `repeat`, the large and tenth requests are timed that many times, each against its own
+floor, and the median run is shown. With `profile_dir`, py-spy records the service and every
+connector during `large` and `many`, and the top functions of each follow the table.
 """
 
-from ._options import SCENARIOS, BenchOptions, BenchSizes
+from ._options import MAX_REPEAT, SCENARIOS, BenchOptions, BenchSizes
 from ._requests import BenchError
 from ._run import run_bench
 
-__all__ = ["SCENARIOS", "BenchError", "BenchOptions", "BenchSizes", "run_bench"]
+__all__ = ["MAX_REPEAT", "SCENARIOS", "BenchError", "BenchOptions", "BenchSizes", "run_bench"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from connectors.testing.population import PopulationSizes
 
 SCENARIOS = ("large", "tenth", "many", "crypto")
+MAX_REPEAT = 9  # `--repeat`: the heavy requests, each against its floor
 """The scenarios, in the order the table shows them:
 
 - large: one subject with a heavy record (PopulationSizes.benchmark()), end to end against a plain read;
@@ -63,7 +64,10 @@ class BenchOptions:
     own, so that the `policy` and `claims` databases the bench drops and fills are nobody else's),
     "auto", or a URL. `profile_dir`, if set, gets a py-spy profile of the service and of each
     connector during the `large` and `many` scenarios (py-spy must be installed), and the table is
-    followed by each process's top functions.
+    followed by each process's top functions. `repeat` times the `large` and `tenth` requests
+    that many times, each against its own floor reads; the table shows the median run (of an
+    even count, the worse of the two middle ones), and the memory, CPU, profile and download
+    figures of the first.
     """
 
     quick: bool = False
@@ -73,10 +77,13 @@ class BenchOptions:
     postgres: str = "embedded"
     profile_dir: Path | None = None
     keep_work_dir: bool = False
+    repeat: int = 1
 
     def __post_init__(self) -> None:
         if self.only is not None and self.only not in SCENARIOS:
             raise ValueError(f"unknown scenario {self.only!r}; expected one of {', '.join(SCENARIOS)}")
+        if not 1 <= self.repeat <= MAX_REPEAT:
+            raise ValueError(f"repeat is 1 to {MAX_REPEAT}")
 
     @property
     def sizes(self) -> BenchSizes:

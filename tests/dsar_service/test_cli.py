@@ -69,6 +69,9 @@ def test_submit_arguments_map_onto_the_submit_request(tmp_path: Path) -> None:
         ["submit", "--kind", "erasure", "--email", EMAIL, "--recipient", RECIPIENT, "--request-key", "k"],
         ["download", "r-1"],  # no -o
         ["list", "--overdue", "--bogus"],
+        ["bench", "--repeat", "0"],
+        ["bench", "--repeat", "10"],
+        ["bench", "--repeat", "two"],
     ],
 )  # fmt: skip
 def test_malformed_command_lines_exit_2(argv: list[str]) -> None:
@@ -81,7 +84,8 @@ def test_bench_keeps_its_folder_only_when_told(tmp_path: Path) -> None:
     kept = cli.bench_options(parse("bench", "--only", "large", "--keep", str(tmp_path)))
     assert (kept.only, kept.work_dir, kept.keep_work_dir) == ("large", tmp_path, True)
     default = cli.bench_options(parse("bench"))
-    assert (default.only, default.work_dir, default.keep_work_dir) == (None, None, False)
+    assert (default.only, default.work_dir, default.keep_work_dir, default.repeat) == (None, None, False, 1)
+    assert cli.bench_options(parse("bench", "--repeat", "3")).repeat == 3
 
 
 def test_settings_come_from_the_state_folder_then_the_flags(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ MEASURES = {
 async def test_quick_bench_prints_every_scenario_and_cleans_up(tmp_path: Path) -> None:
     out = io.StringIO()
 
-    code = await run_bench(BenchOptions(quick=True, work_dir=tmp_path), out)
+    code = await run_bench(BenchOptions(quick=True, work_dir=tmp_path, repeat=2), out)
 
     text = out.getvalue()
     assert code == 0, text
@@ -39,6 +39,12 @@ async def test_quick_bench_prints_every_scenario_and_cleans_up(tmp_path: Path) -
     ready = next(row for row in rows if row[:2] == ["large", "submit → ready"])
     assert ready[3].startswith("floor ") and float(ready[4]) > 0 and ready[-1] in ("ok", "MISS")
     assert set(SCENARIOS) <= {row[0] for row in rows}
+    # Two runs of each heavy request: both ratios listed; the one shown is the worse (the upper median).
+    for label in ("large", "tenth"):
+        listed = next(row[2] for row in rows if row[:2] == [label, "ratio of each run"])
+        ratios = re.findall(r"\d+\.\d\d", listed)
+        shown = next(row[4] for row in rows if row[:2] == [label, "submit → ready"])
+        assert len(ratios) == 2 and shown == max(ratios, key=float), (listed, shown)
     assert not os.listdir(tmp_path)  # the work folder, its stack state and archives are gone
 
 
