@@ -20,6 +20,7 @@ verify, an error from the service); 2 bad usage or settings; 3 the service canno
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -110,6 +111,7 @@ def _print_stack_status(status: "StackStatus") -> None:
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from dsar_service.app import serve
 
+    keep_startup_out_of_collections()
     await serve(settings)
     return EXIT_OK
 
@@ -117,6 +119,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _connectors_run(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.runtime import run_connectors
 
+    keep_startup_out_of_collections()
     configure_tracing("dsar-connectors", settings.trace_export)
     await run_connectors(settings, args.system or None)
     return EXIT_OK
@@ -135,6 +138,15 @@ async def _connectors_new(args: argparse.Namespace, settings: Settings) -> int:
     print('register it in pyproject.toml under [project.entry-points."dsar.connectors"]:')
     print(f"  {entry_point(args.name, Path(args.dir))}")
     return EXIT_OK
+
+
+def keep_startup_out_of_collections() -> None:
+    """For a long-running process, once its code is imported: the modules, classes and functions
+    (most of its heap) live as long as it does, so they are moved out of the garbage collector's
+    full scans (`gc.freeze`, after a collection so that no garbage is kept). On the bench's large
+    request, the service's full collection went from 35 ms to 5 ms."""
+    gc.collect()
+    gc.freeze()
 
 
 def bench_options(args: argparse.Namespace) -> "BenchOptions":

@@ -1,5 +1,6 @@
 """The `dsar` command line: arguments → API calls, outputs, and exit codes (the client is faked here)."""
 
+import gc
 import hashlib
 import json
 import socket
@@ -86,6 +87,27 @@ def test_bench_keeps_its_folder_only_when_told(tmp_path: Path) -> None:
     default = cli.bench_options(parse("bench"))
     assert (default.only, default.work_dir, default.keep_work_dir, default.repeat) == (None, None, False, 1)
     assert cli.bench_options(parse("bench", "--repeat", "3")).repeat == 3
+
+
+@pytest.mark.parametrize(("argv", "module", "entry"), [
+    (["serve"], "dsar_service.app", "serve"),
+    (["connectors", "run"], "connectors.runtime", "run_connectors"),
+])  # fmt: skip
+async def test_the_long_running_processes_keep_their_code_out_of_full_collections(
+    argv: list[str], module: str, entry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen_when_started: list[int] = []
+
+    async def started(*_: Any) -> None:
+        frozen_when_started.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(f"{module}.{entry}", started)
+    args = parse(*argv)
+    try:
+        assert await args.handler(args, Settings()) == cli.EXIT_OK
+    finally:
+        gc.unfreeze()  # this test process is not one of them
+    assert frozen_when_started and frozen_when_started[0] > 10_000  # the modules, classes, functions
 
 
 def test_settings_come_from_the_state_folder_then_the_flags(tmp_path: Path) -> None:
