@@ -290,19 +290,13 @@ class DatasetShape:
         self, fields: Mapping[str, Any], columns: tuple[str, ...]
     ) -> tuple[Mapping[str, Any], list[str]] | None:
         """`shape_and_count` and `csv_cells` in one call, the record's values taken once: the
-        JSON pass when the CSV twin is written alongside. (`shape_and_count` inlined.)"""
+        JSON pass when the CSV twin is written alongside."""
         layout = self._layouts.get(tuple(fields)) or self._layout(fields)
         if layout.empty:
             return None
         values = layout.values(fields)
-        names = layout.names
-        row = fields if layout.identity else dict(zip(names, layout.pick(values), strict=True))
-        self.records += 1
-        key = (names, tuple(map(type, row.values())))
-        pending = self._pending
-        pending[key] = pending.get(key, 0) + 1
-        if len(pending) >= _MAX_PENDING:
-            self._sum()
+        row = fields if layout.identity else dict(zip(layout.names, layout.pick(values), strict=True))
+        self._count(layout.names, row)
         return row, _cells(layout, values, columns)
 
 
