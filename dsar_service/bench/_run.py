@@ -230,10 +230,10 @@ async def _heavy_request(run: _Run, label: str, children: Children, py_spy: str 
             first = index == 0
             of = f" ({index + 1} of {run.options.repeat})" if run.options.repeat > 1 else ""
             with run.narrator.step(f"{label}: the floor (plain asyncpg and motor reads){of}"):
-                async with _cpu_used(run, children, f"{label} floor", 1) if first else _nothing():
+                async with _cpu_used(run, children, f"{label} floor", 1) if first else contextlib.nullcontext():
                     floor = await read_floor(settings, floor_subjects)
             with run.narrator.step(f"{label}: one request for the subject, submit to ready{of}"):
-                async with _measured(run, py_spy, children, label) if first else _nothing():
+                async with _measured(run, py_spy, children, label) if first else contextlib.nullcontext():
                     request = submit_and_watch(client, subject, run.identity.recipient)
                     timed = require_ready(await _while_alive(list(children.all), request))
             if first:
@@ -263,12 +263,6 @@ async def _measured(run: _Run, py_spy: str | None, children: Children, label: st
     """The CPU the request uses, and its profile if one was asked for."""
     async with _maybe_recording(run, py_spy, children, label), _cpu_used(run, children, label, 1):
         yield
-
-
-@contextlib.asynccontextmanager
-async def _nothing() -> AsyncIterator[None]:
-    """An async `with` that does nothing (what is measured on the first run only)."""
-    yield
 
 
 def _heavy_rows(table: Table, label: str, timed: Timed, floor: FloorResult, download_seconds: float) -> None:
