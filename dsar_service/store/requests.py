@@ -11,10 +11,10 @@ import inspect
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -30,6 +30,7 @@ from dsar_service.model import (
     SystemProgress,
     SystemState,
 )
+from dsar_service.store.batches import Batches
 
 NOTIFY_CHANNEL = "dsar_requests"
 
@@ -148,6 +149,12 @@ class RequestStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # The steps that many requests take at once under load, each run as one statement (batches.py).
+        self._collecting_batches = Batches(self._collecting_each, key=_itself)
+        self._dispatch_batches = Batches(self._mark_each_dispatched, key=_request_system)
+        self._chunk_batches = Batches(self._store_each_chunk, key=_chunk_key)
+        self._completion_batches = Batches(self._record_each_completion, key=_request_system)
+        self._check_batches = Batches(self._complete_each_if_whole, key=_itself)
 
     # Submission -------------------------------------------------------------------------------
 
@@ -300,16 +307,23 @@ class RequestStore:
         return _secrets(row)
 
     async def collecting(self, request_id: str) -> tuple[RequestSecrets, list[SystemRow]]:
-        """`secrets` and `system_rows` in one statement (one snapshot, one round trip)."""
-        row = await self._pool.fetchrow(
+        """`secrets` and `system_rows` in one statement (one snapshot, one round trip; batched)."""
+        found = await self._collecting_batches(_uuid(request_id))
+        if found is None:
+            raise NotFound("no such request")
+        return found
+
+    async def _collecting_each(
+        self, request_ids: list[uuid.UUID]
+    ) -> list[tuple[RequestSecrets, list[SystemRow]] | None]:
+        rows = await self._pool.fetch(
             f"""SELECT {_SECRETS_COLUMNS}, ARRAY(SELECT s FROM request_systems s WHERE s.request_id = r.request_id
                                                  ORDER BY s.round, s.system) AS systems
-                FROM requests r WHERE r.request_id = $1""",
-            _uuid(request_id),
+                FROM requests r WHERE r.request_id = ANY($1::uuid[])""",
+            request_ids,
         )
-        if row is None:
-            raise NotFound("no such request")
-        return _secrets(row), [_system_row(s) for s in row["systems"]]
+        found = {row["request_id"]: (_secrets(row), [_system_row(s) for s in row["systems"]]) for row in rows}
+        return [found.get(request_id) for request_id in request_ids]
 
     async def system_rows(self, request_id: str) -> list[SystemRow]:
         rows = await self._pool.fetch(
@@ -377,29 +391,40 @@ class RequestStore:
         same system, possible only on a retry racing it, is retried whole by `_retry_deadlocks`.)
         A request touched for a dispatch that did not happen only gets a needless notification.
         """
-        dispatched = await self._pool.fetchval(
-            f"""WITH collecting AS (
-                    UPDATE requests SET updated_at = now() WHERE request_id = $1 AND state = 'collecting'
+        expected_states = ",".join(state.value for state in expected)
+        dispatch = _Dispatch(
+            _uuid(request_id), system, attempt, deadline, round_, queried_count, expected_states, new_run
+        )
+        return await self._dispatch_batches(dispatch)
+
+    async def _mark_each_dispatched(self, dispatches: list["_Dispatch"]) -> list[bool]:
+        """`mark_dispatched` for several systems (of one request or several) in one statement: the
+        requests' rows are taken first (the array is built before the systems are scanned)."""
+        rows = await self._pool.fetch(
+            f"""WITH wanted AS (
+                    SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::int[],
+                                         $6::int[], $7::text[], $8::bool[])
+                        AS w(request_id, system, attempt, deadline, round, queried_count, expected, new_run)),
+                collecting AS (
+                    UPDATE requests SET updated_at = now()
+                    WHERE request_id IN (SELECT request_id FROM wanted) AND state = 'collecting'
                     {_NOTIFYING}),
                 dispatched AS (
-                    UPDATE request_systems SET state = 'dispatched', attempt = $3, deadline_at = $4,
-                        expected_chunks = NULL, error = '', records = 0, bytes = 0, ended_at = NULL,
-                        started_at = COALESCE(started_at, now()), round = $5, queried_count = $6,
-                        run_first_attempt = CASE WHEN $8 THEN $3 ELSE run_first_attempt END
-                    WHERE request_id = (SELECT request_id FROM collecting) AND system = $2
-                      AND attempt = $3 - 1 AND state = ANY($7)
-                    RETURNING system)
-                SELECT count(*) FROM dispatched""",
-            _uuid(request_id),
-            system,
-            attempt,
-            deadline,
-            round_,
-            queried_count,
-            [state.value for state in expected],
-            new_run,
+                    UPDATE request_systems s SET state = 'dispatched', attempt = w.attempt,
+                        deadline_at = w.deadline, expected_chunks = NULL, error = '', records = 0, bytes = 0,
+                        ended_at = NULL, started_at = COALESCE(s.started_at, now()), round = w.round,
+                        queried_count = w.queried_count,
+                        run_first_attempt = CASE WHEN w.new_run THEN w.attempt ELSE s.run_first_attempt END
+                    FROM wanted w
+                    WHERE s.request_id = ANY(ARRAY(SELECT request_id FROM collecting))
+                      AND s.request_id = w.request_id AND s.system = w.system
+                      AND s.attempt = w.attempt - 1 AND s.state = ANY(string_to_array(w.expected, ','))
+                    RETURNING s.request_id, s.system)
+                SELECT request_id, system FROM dispatched""",
+            *_columns(dispatches, 8),
         )
-        return bool(dispatched)
+        sent = {(row["request_id"], row["system"]) for row in rows}
+        return [(d.request_id, d.system) in sent for d in dispatches]
 
     async def update_identifiers(
         self, request_id: str, update: Callable[[bytes], bytes | None], known: bytes | None = None
@@ -481,20 +506,22 @@ class RequestStore:
         self, request_id: str, system: str, attempt: int, sequence: int, record_count: int, sealed: bytes
     ) -> bool:
         """Keep a sealed chunk once; a duplicate (same request, system, attempt, sequence) is ignored."""
-        status = await self._pool.execute(
+        return await self._chunk_batches(_Chunk(_uuid(request_id), system, attempt, sequence, record_count, sealed))
+
+    async def _store_each_chunk(self, chunks: list["_Chunk"]) -> list[bool]:
+        rows = await self._pool.fetch(
             """INSERT INTO result_chunks (request_id, system, attempt, sequence, record_count, sealed_records)
-               SELECT $1, $2, $3, $4, $5, $6
-               WHERE EXISTS (SELECT 1 FROM request_systems WHERE request_id = $1 AND system = $2
-                             AND attempt = $3 AND state IN ('dispatched', 'running'))
-               ON CONFLICT DO NOTHING""",
-            _uuid(request_id),
-            system,
-            attempt,
-            sequence,
-            record_count,
-            sealed,
+               SELECT w.* FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::bytea[])
+                   AS w(request_id, system, attempt, sequence, record_count, sealed_records)
+               WHERE EXISTS (SELECT 1 FROM request_systems s WHERE s.request_id = w.request_id
+                             AND s.system = w.system AND s.attempt = w.attempt
+                             AND s.state IN ('dispatched', 'running'))
+               ON CONFLICT DO NOTHING
+               RETURNING request_id, system, attempt, sequence""",
+            *_columns(chunks, 6),
         )
-        return bool(status.endswith(" 1"))
+        stored = {(row["request_id"], row["system"], row["attempt"], row["sequence"]) for row in rows}
+        return [_chunk_key(chunk) in stored for chunk in chunks]
 
     async def record_completion(
         self,
@@ -510,15 +537,19 @@ class RequestStore:
         the last chunk and the completion is written last sees the other (two replicas may handle
         them at once during a rebalance), which a check in the same statement would not.
         """
+        completion = _Completion(_uuid(request_id), system, attempt, expected_chunks, sealed_discovered)
+        await self._completion_batches(completion)
+
+    async def _record_each_completion(self, completions: list["_Completion"]) -> list[None]:
         await self._pool.execute(
-            """UPDATE request_systems SET expected_chunks = $4, sealed_discovered = $5
-               WHERE request_id = $1 AND system = $2 AND attempt = $3 AND state IN ('dispatched', 'running')""",
-            _uuid(request_id),
-            system,
-            attempt,
-            expected_chunks,
-            sealed_discovered,
+            """UPDATE request_systems s SET expected_chunks = w.expected_chunks, sealed_discovered = w.sealed_discovered
+               FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bytea[])
+                   AS w(request_id, system, attempt, expected_chunks, sealed_discovered)
+               WHERE s.request_id = w.request_id AND s.system = w.system AND s.attempt = w.attempt
+                 AND s.state IN ('dispatched', 'running')""",
+            *_columns(completions, 5),
         )
+        return [None] * len(completions)
 
     async def complete_if_whole(self, request_id: str, system: str) -> SystemRow | None:
         """Mark the system completed when it has announced its end and every chunk has arrived.
@@ -526,21 +557,35 @@ class RequestStore:
         One statement. Returns the completed system's row, or None when it is not whole yet (or
         had already ended).
         """
-        row = await self._pool.fetchrow(
-            f"""WITH completed AS (
+        return await self._check_batches((_uuid(request_id), system))
+
+    async def _complete_each_if_whole(self, pairs: list[tuple[uuid.UUID, str]]) -> list[SystemRow | None]:
+        rows = await self._pool.fetch(
+            f"""WITH wanted AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS w(request_id, system)),
+                totals AS (
+                    SELECT rs.request_id, rs.system, count(rc.sequence) AS chunks,
+                           COALESCE(sum(rc.record_count), 0) AS records,
+                           COALESCE(sum(length(rc.sealed_records)), 0) AS bytes
+                    FROM wanted w
+                    JOIN request_systems rs ON rs.request_id = w.request_id AND rs.system = w.system
+                    LEFT JOIN result_chunks rc ON rc.request_id = rs.request_id AND rc.system = rs.system
+                                              AND rc.attempt = rs.attempt
+                    GROUP BY rs.request_id, rs.system),
+                completed AS (
                     UPDATE request_systems s SET state = 'completed', ended_at = now(), deadline_at = NULL,
                         records = c.records, bytes = GREATEST(s.bytes, c.bytes)
-                    FROM ({_CHUNK_TOTALS}) c
-                    WHERE s.request_id = $1 AND s.system = $2 AND s.state IN ('dispatched', 'running')
+                    FROM totals c
+                    WHERE s.request_id = c.request_id AND s.system = c.system
+                      AND s.state IN ('dispatched', 'running')
                       AND s.expected_chunks IS NOT NULL AND c.chunks = s.expected_chunks
                     RETURNING s.*),
                 touched AS (UPDATE requests SET updated_at = now()
-                            WHERE request_id = (SELECT request_id FROM completed) {_NOTIFYING})
+                            WHERE request_id IN (SELECT request_id FROM completed) {_NOTIFYING})
                 SELECT * FROM completed""",
-            _uuid(request_id),
-            system,
+            *_columns(pairs, 2),
         )
-        return None if row is None else _system_row(row)
+        completed = {(row["request_id"], row["system"]): _system_row(row) for row in rows}
+        return [completed.get(pair) for pair in pairs]
 
     async def end_system(
         self, request_id: str, system: str, attempt: int | None, state: SystemState, error: str
@@ -962,13 +1007,6 @@ class RequestStore:
         return infos
 
 
-# The chunks held for a system's current attempt: how many, their records and sealed bytes.
-_CHUNK_TOTALS = """SELECT count(*) AS chunks, COALESCE(sum(record_count), 0) AS records,
-                          COALESCE(sum(length(sealed_records)), 0) AS bytes
-                   FROM result_chunks rc, request_systems rs
-                   WHERE rs.request_id = $1 AND rs.system = $2 AND rc.request_id = rs.request_id
-                     AND rc.system = rs.system AND rc.attempt = rs.attempt"""
-
 # Appended to an UPDATE of `requests`: the notification goes with the change, in one round trip.
 # Its payload is "<request_id> <state>", the state after the change (changes.py wakes watchers of
 # an ended request at once).
@@ -983,6 +1021,51 @@ async def _notify(conn: asyncpg.Connection, request_id: str, state: RequestState
 async def _touch(conn: asyncpg.Connection, request_id: str) -> None:
     """Mark the request changed and notify, in one statement."""
     await conn.execute(f"UPDATE requests SET updated_at = now() WHERE request_id = $1 {_NOTIFYING}", _uuid(request_id))
+
+
+class _Dispatch(NamedTuple):
+    request_id: uuid.UUID
+    system: str
+    attempt: int
+    deadline: datetime
+    round: int
+    queried_count: int
+    expected: str  # states, comma-separated
+    new_run: bool
+
+
+class _Chunk(NamedTuple):
+    request_id: uuid.UUID
+    system: str
+    attempt: int
+    sequence: int
+    record_count: int
+    sealed_records: bytes
+
+
+class _Completion(NamedTuple):
+    request_id: uuid.UUID
+    system: str
+    attempt: int
+    expected_chunks: int
+    sealed_discovered: bytes | None
+
+
+def _request_system(item: _Dispatch | _Completion) -> tuple[uuid.UUID, str]:
+    return item.request_id, item.system
+
+
+def _chunk_key(chunk: _Chunk) -> tuple[uuid.UUID, str, int, int]:
+    return chunk.request_id, chunk.system, chunk.attempt, chunk.sequence
+
+
+def _itself(key: Hashable) -> Hashable:
+    return key
+
+
+def _columns(items: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` column lists, for `unnest($1::…[], $2::…[], …)`."""
+    return [list(column) for column in zip(*items, strict=True)] if items else [[] for _ in range(width)]
 
 
 def _uuid(request_id: str) -> uuid.UUID:

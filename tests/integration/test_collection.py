@@ -234,6 +234,64 @@ async def test_a_batch_completes_a_system_once_its_last_chunk_is_settled(
     assert states(view.systems)["policy"] is SystemState.COMPLETED and view.systems[1].records == 2
 
 
+async def test_the_results_of_requests_handled_at_once_share_their_statements(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the bus hands over a batch holding several requests' results: each request's events in
+    order, the requests concurrently. Their steps go to the database together, and each request
+    completes as it would alone."""
+    request_ids = [await submit(harness, ["policy"], emails=[f"p{n}@example.com"]) for n in range(6)]
+    queries = [harness.bus.last(request_id, "policy") for request_id in request_ids]
+    pool = CountedPool(harness.pool)
+    monkeypatch.setattr(harness.store, "_pool", pool)
+
+    async def in_order(query: SentQuery) -> None:
+        await harness.collector.take(sealed_chunk(query, 0, [("insured_person", "p", {"person_id": "p"})]))
+        await harness.collector.take(completion(query, 1))
+
+    await asyncio.gather(*(in_order(query) for query in queries))
+    await harness.collector.settle()
+    # One statement each for the chunks, the completions, their checks and the requests' reads
+    # (one at a time, the six requests would make 24).
+    assert len(pool.statements) == 4
+    assert sorted(harness.collected) == sorted(request_ids)
+    for request_id in request_ids:
+        view = await harness.service.get(request_id)
+        assert states(view.systems) == {"policy": SystemState.COMPLETED} and view.systems[0].records == 1
+
+
+async def test_of_two_dispatches_of_one_attempt_at_once_one_is_sent(harness: Harness) -> None:
+    first, second = [await submit(harness, ["policy"], emails=[f"d{n}@example.com"]) for n in range(2)]
+    deadline = harness.clock() + timedelta(seconds=30)
+    in_flight = (SystemState.DISPATCHED, SystemState.RUNNING)
+    again = [
+        harness.store.mark_dispatched(request_id, "policy", 2, deadline, 1, 1, in_flight, False)
+        for request_id in (first, first, second, first)
+    ]
+    assert await asyncio.gather(*again) == [True, False, True, False]
+    for request_id in (first, second):
+        assert [row.attempt for row in await harness.store.system_rows(request_id)] == [2]
+
+
+class CountedPool:
+    """The pool, with each statement made through it noted."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.statements: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self._pool, name)
+        if name not in ("execute", "fetch", "fetchrow", "fetchval"):
+            return method
+
+        async def run(query: str, *args: object) -> object:
+            self.statements.append(query)
+            return await method(query, *args)
+
+        return run
+
+
 async def test_duplicated_and_out_of_order_chunks_give_each_record_once(harness: Harness) -> None:
     request_id = await submit(harness, ["policy"])
     query = harness.bus.last(request_id, "policy")

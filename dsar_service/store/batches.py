@@ -1,0 +1,102 @@
+"""Concurrent calls of one statement, run as one statement: group commit for the store.
+
+Under load the service makes the same small statement for many requests at once: the results
+of a Kafka batch are handled request by request, concurrently, and each stores its chunk, notes
+its completion and checks it. Every statement is a round trip with its own pool checkout, its
+own parse and its own commit. A `Batches` runs the calls that arrive together as one statement
+over arrays (`unnest`), and each caller gets its own row's answer:
+
+- a call made while no batch runs starts one at the next turn of the event loop, so the calls
+  made in the same turn (a whole Kafka batch's requests) go together;
+- a call made while a batch runs waits for it to end and goes with the next one;
+- a batch holds at most one call per key (a request's system, say): a second call with the same
+  key goes with the next batch, after the first has committed, as it would have without
+  batching. Calls with different keys never depend on each other's order.
+
+Each caller still awaits its own statement's commit before it goes on, so whatever a step relied
+on ("the chunk is stored before its check starts") holds as it did. A failed batch fails every
+call in it, with the same error, as their statements would have; a cancelled caller leaves its
+batch running.
+"""
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
+MAX_BATCH = 500  # calls in one statement at most: bounds a statement's arrays
+
+
+class Batches(Generic[Item, Answer]):
+    """`await batches(item)`: `run` is called with the items of calls made together, and returns
+    one answer per item, in order."""
+
+    def __init__(
+        self,
+        run: Callable[[list[Item]], Awaitable[Sequence[Answer]]],
+        key: Callable[[Item], Hashable],
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._run = run
+        self._key = key
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: Item) -> Answer:
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._runner is None:
+            # A context of its own: the batch is no one caller's (its log fields, its trace).
+            self._runner = asyncio.create_task(self._run_batches(), context=contextvars.Context())
+        return await future
+
+    async def _run_batches(self) -> None:
+        try:
+            await asyncio.sleep(0)  # the calls of this turn of the loop join the first batch
+            while self._waiting:
+                batch = self._next_batch()
+                if not batch:
+                    continue
+                try:
+                    answers = list(await self._run([item for item, _ in batch]))
+                    if len(answers) != len(batch):
+                        raise RuntimeError(f"a batch of {len(batch)} calls got {len(answers)} answers")
+                except asyncio.CancelledError:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as error:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), answer in zip(batch, answers, strict=True):
+                    if not future.done():
+                        future.set_result(answer)
+        finally:
+            self._runner = None
+            for _, future in self._waiting:  # only when cancelled (the service stopping)
+                future.cancel()
+            self._waiting.clear()
+
+    def _next_batch(self) -> list[tuple[Item, "asyncio.Future[Answer]"]]:
+        """The oldest waiting calls, at most one per key and `max_batch` in all; the rest stay."""
+        batch: list[tuple[Item, asyncio.Future[Answer]]] = []
+        later: list[tuple[Item, asyncio.Future[Answer]]] = []
+        keys: set[Hashable] = set()
+        for call in self._waiting:
+            item, future = call
+            if future.done():  # its caller was cancelled
+                continue
+            key = self._key(item)
+            if key in keys or len(batch) >= self._max_batch:
+                later.append(call)
+            else:
+                keys.add(key)
+                batch.append(call)
+        self._waiting = later
+        return batch
