@@ -164,6 +164,17 @@ async def test_schemas_have_the_indexes_and_can_be_created_again(
             assert index.name in info, index
 
 
+async def test_every_table_has_statistics_once_loaded(loaded: LoadCounts, postgres_dsns: dict[str, str]) -> None:
+    """As autovacuum would give it a minute later: the planner's row counts and value frequencies."""
+    for system, dsn in postgres_dsns.items():
+        conn = await asyncpg.connect(dsn)
+        try:
+            analyzed = {row["tablename"] for row in await conn.fetch("SELECT DISTINCT tablename FROM pg_stats")}
+            assert {table.name for table in POSTGRES_TABLES[system]} <= analyzed, system
+        finally:
+            await conn.close()
+
+
 async def test_unknown_systems_are_refused(population: Population) -> None:
     with pytest.raises(ValueError):
         await load_population(population, {"billing": "postgresql://nowhere"}, {})
