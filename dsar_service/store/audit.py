@@ -2,7 +2,8 @@
 
     hash(n) = SHA-256(hash(n-1) || canonical JSON of entry n)      hash(0) = 32 zero bytes
 
-Appends are serialised by an advisory lock, so the chain has no forks across replicas. Updates
+Appends are serialised by an advisory lock, so the chain has no forks across replicas; a replica's
+appends made at once share one transaction (group commit, with `Batches`). Updates
 and deletes are refused by a trigger; `verify` recomputes the chain and reports the first entry
 whose content or link does not match (an edit), and any gap in the sequence (a deletion).
 """
@@ -12,9 +13,11 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
+
+from dsar_service.store.batches import Batches
 
 _APPEND_LOCK = 0x61756474  # "audt"
 GENESIS = bytes(32)
@@ -52,10 +55,17 @@ def entry_hash(previous: bytes, entry: AuditEntry) -> bytes:
 class AuditLog:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # Group commit: the appends made while one is under way go together in the next transaction.
+        self._appends = Batches(self._append_each)
 
     async def append(
         self, caller: str, action: str, request_id: str | None, detail: dict[str, Any] | None = None
     ) -> AuditEntry:
+        """Append an entry; returns it once it is committed."""
+        return await self._appends(_Pending(caller, action, request_id, detail or {}))
+
+    async def _append_each(self, pending: list["_Pending"]) -> list[AuditEntry]:
+        """Chain the entries after the last one, in order, in one transaction under the append lock."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
             # A statement of its own after the lock's: its snapshot sees the entry appended last.
@@ -66,14 +76,23 @@ class AuditLog:
             )
             now = last["now"]
             seq, previous = (last["seq"] + 1, bytes(last["hash"])) if last["seq"] is not None else (1, GENESIS)
-            entry = AuditEntry(seq, now, caller, action, request_id, detail or {})
+            entries: list[AuditEntry] = []
+            rows: list[tuple[object, ...]] = []
+            for offset, item in enumerate(pending):
+                entry = AuditEntry(seq + offset, now, item.caller, item.action, item.request_id, item.detail)
+                digest = entry_hash(previous, entry)
+                rows.append((entry.seq, now, entry.caller, entry.action,
+                             uuid.UUID(entry.request_id) if entry.request_id else None,
+                             json.dumps(entry.detail), previous, digest))  # fmt: skip
+                entries.append(entry)
+                previous = digest
             await conn.execute(
-                "INSERT INTO audit_log (seq, at, caller, action, request_id, detail, prev_hash, hash)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                seq, now, caller, action, uuid.UUID(request_id) if request_id else None,
-                json.dumps(entry.detail), previous, entry_hash(previous, entry),
-            )  # fmt: skip
-        return entry
+                """INSERT INTO audit_log (seq, at, caller, action, request_id, detail, prev_hash, hash)
+                   SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::uuid[],
+                                        $6::jsonb[], $7::bytea[], $8::bytea[])""",
+                *(list(column) for column in zip(*rows, strict=True)),
+            )
+        return entries
 
     async def verify(self) -> AuditReport:
         """Recompute the chain from the first entry; every mismatch and gap is a problem."""
@@ -96,6 +115,13 @@ async def verify_chain(conn: asyncpg.Connection) -> AuditReport:
             problems.append(f"entry {entry.seq} was changed after it was written")
         previous, expected_seq = bytes(row["hash"]), entry.seq + 1
     return AuditReport(count, problems)
+
+
+class _Pending(NamedTuple):
+    caller: str
+    action: str
+    request_id: str | None
+    detail: dict[str, Any]
 
 
 def _entry(row: asyncpg.Record) -> AuditEntry:

@@ -32,12 +32,12 @@ MAX_BATCH = 500  # calls in one statement at most: bounds a statement's arrays
 
 class Batches(Generic[Item, Answer]):
     """`await batches(item)`: `run` is called with the items of calls made together, and returns
-    one answer per item, in order."""
+    one answer per item, in order. Without a `key`, any calls may share a batch (reads)."""
 
     def __init__(
         self,
         run: Callable[[list[Item]], Awaitable[Sequence[Answer]]],
-        key: Callable[[Item], Hashable],
+        key: Callable[[Item], Hashable] | None = None,
         max_batch: int = MAX_BATCH,
     ) -> None:
         self._run = run
@@ -92,8 +92,8 @@ class Batches(Generic[Item, Answer]):
             item, future = call
             if future.done():  # its caller was cancelled
                 continue
-            key = self._key(item)
-            if key in keys or len(batch) >= self._max_batch:
+            key = self._key(item) if self._key else None
+            if len(batch) >= self._max_batch or (key is not None and key in keys):
                 later.append(call)
             else:
                 keys.add(key)

@@ -155,6 +155,7 @@ class RequestStore:
         self._chunk_batches = Batches(self._store_each_chunk, key=_chunk_key)
         self._completion_batches = Batches(self._record_each_completion, key=_request_system)
         self._check_batches = Batches(self._complete_each_if_whole, key=_itself)
+        self._view_batches = Batches(self._view_each)  # reads: any calls together (watchers, mostly)
 
     # Submission -------------------------------------------------------------------------------
 
@@ -248,16 +249,21 @@ class RequestStore:
     # Reading ----------------------------------------------------------------------------------
 
     async def get(self, request_id: str) -> RequestView:
-        """The request and its systems, read in one statement (one snapshot, one round trip)."""
-        row = await self._pool.fetchrow(
+        """The request and its systems, read in one statement (one snapshot, one round trip; batched)."""
+        view = await self._view_batches(_uuid(request_id))
+        if view is None:
+            raise NotFound("no such request")
+        return view
+
+    async def _view_each(self, request_ids: list[uuid.UUID]) -> list[RequestView | None]:
+        rows = await self._pool.fetch(
             """SELECT r.*, ARRAY(SELECT s FROM request_systems s WHERE s.request_id = r.request_id
                                  ORDER BY s.system) AS systems
-               FROM requests r WHERE r.request_id = $1""",
-            _uuid(request_id),
+               FROM requests r WHERE r.request_id = ANY($1::uuid[])""",
+            request_ids,
         )
-        if row is None:
-            raise NotFound("no such request")
-        return _view(row, row["systems"])
+        views = {row["request_id"]: _view(row, row["systems"]) for row in rows}
+        return [views.get(request_id) for request_id in request_ids]
 
     async def page(
         self,

@@ -470,6 +470,21 @@ class RollBack(Exception):
     """Raised to undo what a test did to the shared database inside a transaction."""
 
 
+async def test_appends_made_at_once_share_a_transaction_and_replicas_still_make_one_chain(harness: Harness) -> None:
+    replicas = [AuditLog(harness.pool), AuditLog(harness.pool)]
+    appends = [replicas[n % 2].append("caller", "test", None, {"n": n}) for n in range(8)]
+    entries = await asyncio.gather(*appends)
+    for replica in (0, 1):
+        own = entries[replica::2]
+        assert [entry.detail["n"] for entry in own] == list(range(replica, 8, 2))
+        assert [entry.seq for entry in own] == list(range(own[0].seq, own[0].seq + 4))  # in order, no gap
+        assert len({entry.at for entry in own}) == 1  # one transaction, one reading of the clock
+    assert sorted(entry.seq for entry in entries) == list(
+        range(min(e.seq for e in entries), max(e.seq for e in entries) + 1)
+    )
+    assert (await replicas[0].verify()).intact
+
+
 async def test_every_action_is_in_the_audit_trail_and_tampering_is_detected(harness: Harness) -> None:
     request_id = await submit(harness, ["policy"])
     await harness.service.extend_deadline(request_id, 1, "many years of claims to gather", caller="dpo-console")

@@ -40,6 +40,13 @@ async def test_a_key_goes_once_in_a_batch_and_its_second_call_waits_for_the_next
     assert run.batches == [[1, 2], [11], [21]]
 
 
+async def test_without_a_key_any_calls_go_together() -> None:
+    run = Recorder()
+    batches = Batches(run)
+    assert list(await asyncio.gather(batches(1), batches(1), batches(2))) == [2, 2, 4]
+    assert run.batches == [[1, 1, 2]]
+
+
 async def test_calls_made_while_a_batch_runs_go_together_in_the_next() -> None:
     hold = asyncio.Event()
     run = Recorder(hold=hold)
