@@ -54,6 +54,7 @@ class PartsAhead:
         self._limit = limit
         self._ttl = ttl
         self._parts: dict[PartKey, asyncio.Task[PartAhead | None]] = {}
+        self._expiries: dict[PartKey, asyncio.TimerHandle] = {}  # cancelled when the part goes earlier
 
     def start(self, key: PartKey, write: Callable[[], Awaitable[PartAhead | None]]) -> bool:
         """Write the part in the background; False when it is already there, or `limit` parts are
@@ -71,7 +72,7 @@ class PartsAhead:
     def _expire_later(self, key: PartKey, task: asyncio.Task[PartAhead | None]) -> None:
         """The part is written (or failed): it is dropped if not taken within `ttl` from now."""
         if self._parts.get(key) is task:
-            asyncio.get_running_loop().call_later(self._ttl, self._expire, key, task)
+            self._expiries[key] = asyncio.get_running_loop().call_later(self._ttl, self._expire, key, task)
 
     def __contains__(self, key: PartKey) -> bool:
         return key in self._parts
@@ -80,7 +81,7 @@ class PartsAhead:
         """The part, once written (waiting for it if it is being written); None if there is none.
 
         The caller owns the part: it closes its spool."""
-        task = self._parts.pop(key, None)
+        task = self._forget(key)
         if task is None:
             return None
         try:
@@ -94,24 +95,31 @@ class PartsAhead:
     def drop_request(self, request_id: str) -> None:
         """Drop the request's parts that were not taken (older attempts, a build that failed)."""
         for key in [key for key in self._parts if key[0] == request_id]:
-            _drop(self._parts.pop(key))
+            _drop(self._forget(key))
 
     def drop_all(self) -> None:
-        for task in self._parts.values():
-            _drop(task)
-        self._parts.clear()
+        for key in list(self._parts):
+            _drop(self._forget(key))
 
     def _drop_oldest_written(self) -> bool:
         oldest = next((key for key, task in self._parts.items() if task.done()), None)
         if oldest is None:
             return False
-        _drop(self._parts.pop(oldest))
+        _drop(self._forget(oldest))
         return True
 
     def _expire(self, key: PartKey, task: asyncio.Task[PartAhead | None]) -> None:
         if self._parts.get(key) is task:
-            del self._parts[key]
-            _drop(task)
+            _drop(self._forget(key))
+
+    def _forget(self, key: PartKey) -> asyncio.Task[PartAhead | None] | None:
+        """The part's task, no longer kept, and its expiry cancelled: the timer held the task, and
+        with it the part's records (a large claims answer's 20,000 redaction notes, 13 MiB) for
+        `ttl` seconds after the build had taken it."""
+        expiry = self._expiries.pop(key, None)
+        if expiry is not None:
+            expiry.cancel()
+        return self._parts.pop(key, None)
 
 
 async def _quietly(write: Callable[[], Awaitable[PartAhead | None]]) -> PartAhead | None:
@@ -123,8 +131,10 @@ async def _quietly(write: Callable[[], Awaitable[PartAhead | None]]) -> PartAhea
         return None
 
 
-def _drop(task: asyncio.Task[PartAhead | None]) -> None:
+def _drop(task: asyncio.Task[PartAhead | None] | None) -> None:
     """Stop the task, or close the spool of the part it wrote."""
+    if task is None:
+        return
 
     def close(done: asyncio.Task[PartAhead | None]) -> None:
         if not done.cancelled() and done.exception() is None and (ahead := done.result()) is not None:
