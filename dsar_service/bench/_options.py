@@ -66,8 +66,9 @@ class BenchOptions:
     connector during the `large` and `many` scenarios (py-spy must be installed), and the table is
     followed by each process's top functions. `repeat` times the `large` and `tenth` requests
     that many times, each against its own floor reads; the table shows the median run (of an
-    even count, the worse of the two middle ones), and the memory, CPU, profile and download
-    figures of the first.
+    even count, the worse of the two middle ones), the CPU, profile and download figures of the
+    first, and each process's peak memory over them all (a process that kept something of each
+    request would show it).
     """
 
     quick: bool = False
