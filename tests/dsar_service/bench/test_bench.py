@@ -38,6 +38,9 @@ async def test_quick_bench_prints_every_scenario_and_cleans_up(tmp_path: Path) -
     # A figure with a reference shows the ratio; a judged one a verdict.
     ready = next(row for row in rows if row[:2] == ["large", "submit → ready"])
     assert ready[3].startswith("floor ") and float(ready[4]) > 0 and ready[-1] in ("ok", "MISS")
+    # The ratio target is the large subject's; at a tenth the ratio is shown, not judged.
+    tenth = next(row for row in rows if row[:2] == ["tenth", "submit → ready"])
+    assert tenth[3].startswith("floor ") and float(tenth[4]) > 0 and tenth[-1] not in ("ok", "MISS")
     assert set(SCENARIOS) <= {row[0] for row in rows}
     # Two runs of each heavy request: both ratios listed; the one shown is the worse (the upper median).
     for label in ("large", "tenth"):
