@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from dsar_service.store.batches import Batches
+from dsar_service.store.requests import refused_whole
 
 _APPEND_LOCK = 0x61756474  # "audt"
 GENESIS = bytes(32)
@@ -56,7 +57,7 @@ class AuditLog:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         # Group commit: the appends made while one is under way go together in the next transaction.
-        self._appends = Batches(self._append_each)
+        self._appends = Batches(self._append_each, alone_after=refused_whole)
 
     async def append(
         self, caller: str, action: str, request_id: str | None, detail: dict[str, Any] | None = None

@@ -14,12 +14,15 @@ over arrays (`unnest`), and each caller gets its own row's answer:
   batching. Calls with different keys never depend on each other's order.
 
 Each caller still awaits its own statement's commit before it goes on, so whatever a step relied
-on ("the chunk is stored before its check starts") holds as it did. A failed batch fails every
-call in it, with the same error, as their statements would have; a cancelled caller leaves its
-batch running.
+on ("the chunk is stored before its check starts") holds as it did. A batch that fails is run
+again one call at a time, so that a call whose values the database refuses fails alone, as its
+own statement would have (only after an error that `alone_after` says was a refusal of the whole
+batch, nothing of it written; any other error fails every call in the batch). A cancelled caller
+leaves its batch running.
 """
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
@@ -32,16 +35,19 @@ MAX_BATCH = 500  # calls in one statement at most: bounds a statement's arrays
 
 class Batches(Generic[Item, Answer]):
     """`await batches(item)`: `run` is called with the items of calls made together, and returns
-    one answer per item, in order. Without a `key`, any calls may share a batch (reads)."""
+    one answer per item, in order. Without a `key`, any calls may share a batch (reads). After an
+    error for which `alone_after` is true, the batch's calls are run again one at a time."""
 
     def __init__(
         self,
         run: Callable[[list[Item]], Awaitable[Sequence[Answer]]],
         key: Callable[[Item], Hashable] | None = None,
         max_batch: int = MAX_BATCH,
+        alone_after: Callable[[Exception], bool] | None = None,
     ) -> None:
         self._run = run
         self._key = key
+        self._alone_after = alone_after
         self._max_batch = max_batch
         self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
         self._runner: asyncio.Task[None] | None = None
@@ -62,26 +68,42 @@ class Batches(Generic[Item, Answer]):
                 if not batch:
                     continue
                 try:
-                    answers = list(await self._run([item for item, _ in batch]))
-                    if len(answers) != len(batch):
-                        raise RuntimeError(f"a batch of {len(batch)} calls got {len(answers)} answers")
-                except asyncio.CancelledError:
-                    for _, future in batch:
-                        future.cancel()
-                    raise
+                    await self._answer(batch)
                 except Exception as error:
+                    if len(batch) > 1 and self._alone_after and self._alone_after(error):
+                        await self._answer_alone(batch)  # one call's bad value must not fail the others
+                        continue
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(error)
-                    continue
-                for (_, future), answer in zip(batch, answers, strict=True):
-                    if not future.done():
-                        future.set_result(answer)
         finally:
             self._runner = None
             for _, future in self._waiting:  # only when cancelled (the service stopping)
                 future.cancel()
             self._waiting.clear()
+
+    async def _answer_alone(self, batch: list[tuple[Item, "asyncio.Future[Answer]"]]) -> None:
+        for call in batch:
+            with contextlib.suppress(Exception):  # given to its caller
+                await self._answer([call])
+
+    async def _answer(self, batch: list[tuple[Item, "asyncio.Future[Answer]"]]) -> None:
+        """Run the batch and give each call its answer; raises (after giving a lone call its error)."""
+        try:
+            answers = list(await self._run([item for item, _ in batch]))
+            if len(answers) != len(batch):
+                raise RuntimeError(f"a batch of {len(batch)} calls got {len(answers)} answers")
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as error:
+            if len(batch) == 1 and not batch[0][1].done():
+                batch[0][1].set_exception(error)
+            raise
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
 
     def _next_batch(self) -> list[tuple[Item, "asyncio.Future[Answer]"]]:
         """The oldest waiting calls, at most one per key and `max_batch` in all; the rest stay."""

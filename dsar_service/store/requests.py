@@ -34,6 +34,17 @@ from dsar_service.store.batches import Batches
 
 NOTIFY_CHANNEL = "dsar_requests"
 
+
+def refused_whole(error: Exception) -> bool:
+    """Whether a statement was refused whole, nothing of it written: by the server (a lost
+    connection aside: the statement may have been committed), or before it was sent (asyncpg's
+    InterfaceError: a value it cannot encode, say). A batch refused so is run again one call at a
+    time (batches.py)."""
+    if isinstance(error, asyncpg.PostgresConnectionError):
+        return False
+    return isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError)
+
+
 OPEN_SYSTEM_STATES = ("pending", "dispatched", "running")
 RETRYABLE_SYSTEM_STATES = ("completed", "failed", "timed_out", "skipped")
 
@@ -150,12 +161,12 @@ class RequestStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         # The steps that many requests take at once under load, each run as one statement (batches.py).
-        self._collecting_batches = Batches(self._collecting_each, key=_itself)
-        self._dispatch_batches = Batches(self._mark_each_dispatched, key=_request_system)
-        self._chunk_batches = Batches(self._store_each_chunk, key=_chunk_key)
-        self._completion_batches = Batches(self._record_each_completion, key=_request_system)
-        self._check_batches = Batches(self._complete_each_if_whole, key=_itself)
-        self._view_batches = Batches(self._view_each)  # reads: any calls together (watchers, mostly)
+        self._collecting_batches = Batches(self._collecting_each, key=_itself, alone_after=refused_whole)
+        self._dispatch_batches = Batches(self._mark_each_dispatched, key=_request_system, alone_after=refused_whole)
+        self._chunk_batches = Batches(self._store_each_chunk, key=_chunk_key, alone_after=refused_whole)
+        self._completion_batches = Batches(self._record_each_completion, key=_request_system, alone_after=refused_whole)
+        self._check_batches = Batches(self._complete_each_if_whole, key=_itself, alone_after=refused_whole)
+        self._view_batches = Batches(self._view_each, alone_after=refused_whole)  # reads: any calls together
 
     # Submission -------------------------------------------------------------------------------
 

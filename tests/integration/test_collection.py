@@ -260,6 +260,17 @@ async def test_the_results_of_requests_handled_at_once_share_their_statements(
         assert states(view.systems) == {"policy": SystemState.COMPLETED} and view.systems[0].records == 1
 
 
+async def test_a_value_the_database_refuses_fails_its_own_step_only(harness: Harness) -> None:
+    """The bus refuses out-of-range values before they reach the store; should one get there, the
+    batch it broke is run again one step at a time, and the other request's chunk is stored."""
+    first, second = [await submit(harness, ["policy"], emails=[f"v{n}@example.com"]) for n in range(2)]
+    good = harness.store.store_chunk(first, "policy", 1, 0, 1, b"sealed")
+    bad = harness.store.store_chunk(second, "policy", 1, 0, 2**40, b"sealed")  # record_count is an int4
+    stored, refused = await asyncio.gather(good, bad, return_exceptions=True)
+    assert stored is True
+    assert isinstance(refused, asyncpg.DataError)
+
+
 async def test_of_two_dispatches_of_one_attempt_at_once_one_is_sent(harness: Harness) -> None:
     first, second = [await submit(harness, ["policy"], emails=[f"d{n}@example.com"]) for n in range(2)]
     deadline = harness.clock() + timedelta(seconds=30)

@@ -2,9 +2,11 @@
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from dsar_service.store.batches import Batches
+from dsar_service.store.requests import refused_whole
 
 
 class Recorder:
@@ -61,17 +63,35 @@ async def test_calls_made_while_a_batch_runs_go_together_in_the_next() -> None:
     assert run.batches == [[1], [2, 3]]
 
 
-async def test_a_batch_that_fails_fails_its_calls_only() -> None:
+async def test_a_call_that_breaks_its_batch_fails_alone() -> None:
+    """The batch is run again one call at a time: only the call the database refuses fails."""
     hold = asyncio.Event()
     run = Recorder(fail_on=2, hold=hold)
-    batches = Batches(run, key=lambda item: item)
-    failing = asyncio.ensure_future(asyncio.gather(batches(1), batches(2), return_exceptions=True))
+    batches = Batches(run, key=lambda item: item, alone_after=lambda error: isinstance(error, RuntimeError))
+    failing = asyncio.ensure_future(asyncio.gather(batches(1), batches(2), batches(3), return_exceptions=True))
     await asyncio.sleep(0.01)
-    next_one = asyncio.ensure_future(batches(3))
+    next_one = asyncio.ensure_future(batches(4))
     hold.set()
-    outcomes = await failing
+    one, two, three = await failing
+    assert (one, three) == (2, 6) and isinstance(two, RuntimeError)
+    assert await next_one == 8
+    assert run.batches == [[1, 2, 3], [1], [2], [3], [4]]
+
+
+async def test_another_error_fails_every_call_of_the_batch() -> None:
+    """A connection lost, say: the statement may have been written, so its calls are not run again."""
+    run = Recorder(fail_on=2)
+    batches = Batches(run, key=lambda item: item, alone_after=lambda error: isinstance(error, KeyError))
+    outcomes = await asyncio.gather(batches(1), batches(2), return_exceptions=True)
     assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
-    assert await next_one == 6
+    assert run.batches == [[1, 2]]
+
+
+def test_a_refusal_is_told_from_a_lost_connection() -> None:
+    assert refused_whole(asyncpg.UniqueViolationError("duplicate key")) and refused_whole(asyncpg.DataError("bad"))
+    assert refused_whole(asyncpg.InterfaceError("cannot perform operation: another operation is in progress"))
+    assert not refused_whole(asyncpg.ConnectionDoesNotExistError("connection was closed"))
+    assert not refused_whole(OSError("reset by peer"))
 
 
 async def test_a_cancelled_caller_leaves_the_others_their_answers() -> None:
