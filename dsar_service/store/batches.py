@@ -61,6 +61,7 @@ class Batches(Generic[Item, Answer]):
         return await future
 
     async def _run_batches(self) -> None:
+        batch: list[tuple[Item, asyncio.Future[Answer]]] = []
         try:
             await asyncio.sleep(0)  # the calls of this turn of the loop join the first batch
             while self._waiting:
@@ -78,8 +79,9 @@ class Batches(Generic[Item, Answer]):
                             future.set_exception(error)
         finally:
             self._runner = None
-            for _, future in self._waiting:  # only when cancelled (the service stopping)
-                future.cancel()
+            for _, future in [*batch, *self._waiting]:  # only when cancelled (the service stopping)
+                if not future.done():
+                    future.cancel()
             self._waiting.clear()
 
     async def _answer_alone(self, batch: list[tuple[Item, "asyncio.Future[Answer]"]]) -> None:

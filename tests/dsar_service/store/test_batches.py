@@ -106,6 +106,30 @@ async def test_a_cancelled_caller_leaves_the_others_their_answers() -> None:
     assert run.batches == [[2, 3]]
 
 
+async def test_stopping_the_batches_cancels_every_call_waiting_for_an_answer() -> None:
+    """The service stopping while a refused batch is run again call by call: the calls not run
+    yet end cancelled too, as do those waiting for the next batch."""
+    hold = asyncio.Event()
+
+    async def refuse_pairs(items: list[int]) -> list[int]:
+        if len(items) > 1:
+            raise RuntimeError("refused")
+        await hold.wait()
+        return items
+
+    batches = Batches(refuse_pairs, key=lambda item: item, alone_after=lambda error: True)
+    calls = [asyncio.ensure_future(batches(item)) for item in (1, 2)]
+    await asyncio.sleep(0.01)  # the pair refused; 1 runs alone, held
+    calls.append(asyncio.ensure_future(batches(3)))
+    await asyncio.sleep(0.01)
+    runner = batches._runner
+    assert runner is not None
+    runner.cancel()
+    for call in calls:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(call, 1)
+
+
 async def test_a_batch_is_cut_at_its_size_and_a_wrong_count_of_answers_is_an_error() -> None:
     run = Recorder()
     batches = Batches(run, key=lambda item: item, max_batch=2)
