@@ -62,8 +62,12 @@ class AuditLog:
     async def append(
         self, caller: str, action: str, request_id: str | None, detail: dict[str, Any] | None = None
     ) -> AuditEntry:
-        """Append an entry; returns it once it is committed."""
-        return await self._appends(_Pending(caller, action, request_id, detail or {}))
+        """Append an entry; returns it once it is committed. A detail that is not JSON, or a
+        request id that is not a UUID, fails here, alone, before the entry joins a batch."""
+        detail = detail or {}
+        json.dumps(detail, sort_keys=True)  # as entry_hash will: raises TypeError now if it cannot
+        request = uuid.UUID(request_id) if request_id else None
+        return await self._appends(_Pending(caller, action, str(request) if request else None, detail))
 
     async def _append_each(self, pending: list["_Pending"]) -> list[AuditEntry]:
         """Chain the entries after the last one, in order, in one transaction under the append lock."""

@@ -86,6 +86,8 @@ class Batches(Generic[Item, Answer]):
 
     async def _answer_alone(self, batch: list[tuple[Item, "asyncio.Future[Answer]"]]) -> None:
         for call in batch:
+            if call[1].done():  # its caller was cancelled meanwhile
+                continue
             with contextlib.suppress(Exception):  # given to its caller
                 await self._answer([call])
 

@@ -403,9 +403,10 @@ class RequestStore:
         One statement. The request must be collecting: its row is updated (and locked) first, so
         that an assembly claimed meanwhile (claim_assembly locks that row, then reads the systems)
         either sees this dispatch, or is seen by it: the request's update, waiting for the claim's
-        lock, then finds it assembling and nothing is dispatched. (This takes the request's row
-        before the system's, the reverse of the other writers: a deadlock with a completion of the
-        same system, possible only on a retry racing it, is retried whole by `_retry_deadlocks`.)
+        lock, then finds it assembling and nothing is dispatched. (The batched writers all take
+        their requests' rows first, in order: `_LOCKED`. The single-row writers that take the
+        system's row first, `record_progress` and `end_system`, may deadlock with one of them;
+        PostgreSQL aborts one side, which `_retry_deadlocks` runs again whole.)
         A request touched for a dispatch that did not happen only gets a needless notification.
         """
         expected_states = ",".join(state.value for state in expected)
@@ -416,15 +417,16 @@ class RequestStore:
 
     async def _mark_each_dispatched(self, dispatches: list["_Dispatch"]) -> list[bool]:
         """`mark_dispatched` for several systems (of one request or several) in one statement: the
-        requests' rows are taken first (the array is built before the systems are scanned)."""
+        requests' rows are taken first (`_LOCKED`), then the systems'."""
         rows = await self._pool.fetch(
-            f"""WITH wanted AS (
+            f"""WITH {_LOCKED},
+                wanted AS (
                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::int[],
                                          $6::int[], $7::text[], $8::bool[])
                         AS w(request_id, system, attempt, deadline, round, queried_count, expected, new_run)),
                 collecting AS (
                     UPDATE requests SET updated_at = now()
-                    WHERE request_id IN (SELECT request_id FROM wanted) AND state = 'collecting'
+                    WHERE request_id = ANY(ARRAY(SELECT request_id FROM locked)) AND state = 'collecting'
                     {_NOTIFYING}),
                 dispatched AS (
                     UPDATE request_systems s SET state = 'dispatched', attempt = w.attempt,
@@ -559,11 +561,14 @@ class RequestStore:
 
     async def _record_each_completion(self, completions: list["_Completion"]) -> list[None]:
         await self._pool.execute(
-            """UPDATE request_systems s SET expected_chunks = w.expected_chunks, sealed_discovered = w.sealed_discovered
-               FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bytea[])
-                   AS w(request_id, system, attempt, expected_chunks, sealed_discovered)
-               WHERE s.request_id = w.request_id AND s.system = w.system AND s.attempt = w.attempt
-                 AND s.state IN ('dispatched', 'running')""",
+            f"""WITH {_LOCKED}
+                UPDATE request_systems s SET expected_chunks = w.expected_chunks,
+                    sealed_discovered = w.sealed_discovered
+                FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bytea[])
+                    AS w(request_id, system, attempt, expected_chunks, sealed_discovered)
+                WHERE s.request_id = ANY(ARRAY(SELECT request_id FROM locked))
+                  AND s.request_id = w.request_id AND s.system = w.system AND s.attempt = w.attempt
+                  AND s.state IN ('dispatched', 'running')""",
             *_columns(completions, 5),
         )
         return [None] * len(completions)
@@ -578,7 +583,8 @@ class RequestStore:
 
     async def _complete_each_if_whole(self, pairs: list[tuple[uuid.UUID, str]]) -> list[SystemRow | None]:
         rows = await self._pool.fetch(
-            f"""WITH wanted AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS w(request_id, system)),
+            f"""WITH {_LOCKED},
+                wanted AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS w(request_id, system)),
                 totals AS (
                     SELECT rs.request_id, rs.system, count(rc.sequence) AS chunks,
                            COALESCE(sum(rc.record_count), 0) AS records,
@@ -592,7 +598,8 @@ class RequestStore:
                     UPDATE request_systems s SET state = 'completed', ended_at = now(), deadline_at = NULL,
                         records = c.records, bytes = GREATEST(s.bytes, c.bytes)
                     FROM totals c
-                    WHERE s.request_id = c.request_id AND s.system = c.system
+                    WHERE s.request_id = ANY(ARRAY(SELECT request_id FROM locked))
+                      AND s.request_id = c.request_id AND s.system = c.system
                       AND s.state IN ('dispatched', 'running')
                       AND s.expected_chunks IS NOT NULL AND c.chunks = s.expected_chunks
                     RETURNING s.*),
@@ -1023,6 +1030,14 @@ class RequestStore:
             )
         return infos
 
+
+# The first step of a batched writer: its requests' rows, locked in request_id order before it
+# touches anything else (`= ANY(ARRAY(SELECT request_id FROM locked))` is evaluated before the scan
+# it filters). Two batches that share requests then wait for each other instead of deadlocking,
+# whatever order their arrays list them in. NO KEY UPDATE, as an UPDATE of the row's other columns
+# takes: chunks being inserted (their foreign key holds KEY SHARE on the row) are not waited for.
+_LOCKED = """locked AS (SELECT request_id FROM requests WHERE request_id = ANY($1::uuid[])
+                      ORDER BY request_id FOR NO KEY UPDATE)"""
 
 # Appended to an UPDATE of `requests`: the notification goes with the change, in one round trip.
 # Its payload is "<request_id> <state>", the state after the change (changes.py wakes watchers of

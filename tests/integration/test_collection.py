@@ -8,6 +8,7 @@ records it expects in the archive.
 import asyncio
 import io
 import json
+import random
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
@@ -30,8 +31,8 @@ from dsar_service.requests.collection import MAX_DISCOVERED_PER_KIND, Collector
 from dsar_service.requests.keys import RequestKeys
 from dsar_service.requests.service import RequestService
 from dsar_service.requests.subject import RawSubmission, nir_key
-from dsar_service.store import AuditLog, ChangeFeed, RequestSecrets, RequestStore, open_pool
-from dsar_service.store.audit import verify_chain
+from dsar_service.store import AuditLog, ChangeFeed, NewRequest, RequestSecrets, RequestStore, open_pool
+from dsar_service.store.audit import AuditEntry, verify_chain
 from tests.support.servers import database_of_its_own
 
 CONNECTOR_KEY = KeyPair.generate()
@@ -271,6 +272,46 @@ async def test_a_value_the_database_refuses_fails_its_own_step_only(harness: Har
     assert isinstance(refused, asyncpg.DataError)
 
 
+async def test_batches_of_several_replicas_on_the_same_requests_do_not_deadlock(harness: Harness) -> None:
+    """Three stores, as three replicas, complete and dispatch systems of the same 40 requests in
+    batches listing them in different orders. Each batch takes its requests' rows in order first,
+    so none waits for another in a cycle (a deadlock costs a second before PostgreSQL breaks it)."""
+    now = harness.clock()
+    completing, dispatching = [f"c{n}" for n in range(8)], [f"d{n}" for n in range(8)]
+    request_ids = [str(uuid.uuid4()) for _ in range(40)]
+    for request_id in request_ids:
+        await harness.store.insert(NewRequest(
+            request_id, request_id, b"digest", Kind.ACCESS, now, now + timedelta(days=30), "recipient",
+            b"sealed", b"public", b"wrapped", [(system, 1) for system in completing + dispatching]))  # fmt: skip
+    deadline, pending = now + timedelta(minutes=5), (SystemState.PENDING,)
+    await asyncio.gather(*(harness.store.mark_dispatched(r, s, 1, deadline, 1, 1, pending, True)
+                           for r in request_ids for s in completing))  # fmt: skip
+    await asyncio.gather(*(harness.store.record_completion(r, s, 1, 0, None) for r in request_ids for s in completing))
+    pool = DeadlockCountingPool(harness.pool)
+    replicas = [RequestStore(pool) for _ in range(3)]  # type: ignore[arg-type]
+    to_complete = [(r, s) for r in request_ids for s in completing]
+    to_dispatch = [(r, s) for r in request_ids for s in dispatching]
+    random.Random(7).shuffle(to_complete)
+    random.Random(8).shuffle(to_dispatch)
+
+    async def complete(store: RequestStore, pairs: list[tuple[str, str]]) -> None:
+        for at in range(0, len(pairs), 8):
+            await asyncio.gather(*(store.complete_if_whole(r, s) for r, s in pairs[at : at + 8]))
+
+    async def dispatch(store: RequestStore, pairs: list[tuple[str, str]]) -> None:
+        for at in range(0, len(pairs), 8):
+            await asyncio.gather(*(store.mark_dispatched(r, s, 1, deadline, 1, 1, pending, True)
+                                   for r, s in pairs[at : at + 8]))  # fmt: skip
+
+    await asyncio.gather(complete(replicas[0], to_complete[::2]), complete(replicas[1], to_complete[1::2]),
+                         dispatch(replicas[2], to_dispatch))  # fmt: skip
+    assert pool.deadlocks == 0
+    for request_id in request_ids:
+        rows = {row.system: row.state for row in await harness.store.system_rows(request_id)}
+        assert {rows[s] for s in completing} == {SystemState.COMPLETED}
+        assert {rows[s] for s in dispatching} == {SystemState.DISPATCHED}
+
+
 async def test_of_two_dispatches_of_one_attempt_at_once_one_is_sent(harness: Harness) -> None:
     first, second = [await submit(harness, ["policy"], emails=[f"d{n}@example.com"]) for n in range(2)]
     deadline = harness.clock() + timedelta(seconds=30)
@@ -282,6 +323,28 @@ async def test_of_two_dispatches_of_one_attempt_at_once_one_is_sent(harness: Har
     assert await asyncio.gather(*again) == [True, False, True, False]
     for request_id in (first, second):
         assert [row.attempt for row in await harness.store.system_rows(request_id)] == [2]
+
+
+class DeadlockCountingPool:
+    """The pool, counting the statements PostgreSQL aborted to break a deadlock (then retried)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.deadlocks = 0
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self._pool, name)
+        if name not in ("execute", "fetch", "fetchrow", "fetchval"):
+            return method
+
+        async def run(query: str, *args: object) -> object:
+            try:
+                return await method(query, *args)
+            except asyncpg.DeadlockDetectedError:
+                self.deadlocks += 1
+                raise
+
+        return run
 
 
 class CountedPool:
@@ -494,6 +557,20 @@ async def test_appends_made_at_once_share_a_transaction_and_replicas_still_make_
         range(min(e.seq for e in entries), max(e.seq for e in entries) + 1)
     )
     assert (await replicas[0].verify()).intact
+
+
+async def test_an_entry_that_cannot_be_written_fails_alone(harness: Harness) -> None:
+    audit = AuditLog(harness.pool)
+    appends = [
+        audit.append("caller", "test", None, {"n": 1}),
+        audit.append("caller", "test", None, {"when": datetime.now(UTC)}),  # not JSON
+        audit.append("caller", "test", "not-a-uuid"),
+        audit.append("caller", "test", None, {"n": 2}),
+    ]
+    first, not_json, not_a_request, last = await asyncio.gather(*appends, return_exceptions=True)
+    assert isinstance(not_json, TypeError) and isinstance(not_a_request, ValueError)
+    assert isinstance(first, AuditEntry) and isinstance(last, AuditEntry) and last.seq == first.seq + 1
+    assert (await audit.verify()).intact
 
 
 async def test_every_action_is_in_the_audit_trail_and_tampering_is_detected(harness: Harness) -> None:
