@@ -17,8 +17,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
-from dsar_service.store.batches import Batches
-from dsar_service.store.requests import refused_whole
+from dsar_service.store.batches import columns, statement_batches
 
 _APPEND_LOCK = 0x61756474  # "audt"
 GENESIS = bytes(32)
@@ -57,7 +56,7 @@ class AuditLog:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         # Group commit: the appends made while one is under way go together in the next transaction.
-        self._appends = Batches(self._append_each, alone_after=refused_whole)
+        self._appends = statement_batches(self._append_each)
 
     async def append(
         self, caller: str, action: str, request_id: str | None, detail: dict[str, Any] | None = None
@@ -65,9 +64,9 @@ class AuditLog:
         """Append an entry; returns it once it is committed. A detail that is not JSON, or a
         request id that is not a UUID, fails here, alone, before the entry joins a batch."""
         detail = detail or {}
-        json.dumps(detail, sort_keys=True)  # as entry_hash will: raises TypeError now if it cannot
+        detail_json = json.dumps(detail, sort_keys=True)  # as entry_hash will: raises TypeError now if it cannot
         request = uuid.UUID(request_id) if request_id else None
-        return await self._appends(_Pending(caller, action, str(request) if request else None, detail))
+        return await self._appends(_Pending(caller, action, request, detail, detail_json))
 
     async def _append_each(self, pending: list["_Pending"]) -> list[AuditEntry]:
         """Chain the entries after the last one, in order, in one transaction under the append lock."""
@@ -84,18 +83,18 @@ class AuditLog:
             entries: list[AuditEntry] = []
             rows: list[tuple[object, ...]] = []
             for offset, item in enumerate(pending):
-                entry = AuditEntry(seq + offset, now, item.caller, item.action, item.request_id, item.detail)
+                request_id = str(item.request) if item.request else None
+                entry = AuditEntry(seq + offset, now, item.caller, item.action, request_id, item.detail)
                 digest = entry_hash(previous, entry)
-                rows.append((entry.seq, now, entry.caller, entry.action,
-                             uuid.UUID(entry.request_id) if entry.request_id else None,
-                             json.dumps(entry.detail), previous, digest))  # fmt: skip
+                rows.append((entry.seq, now, entry.caller, entry.action, item.request, item.detail_json,
+                             previous, digest))  # fmt: skip
                 entries.append(entry)
                 previous = digest
             await conn.execute(
                 """INSERT INTO audit_log (seq, at, caller, action, request_id, detail, prev_hash, hash)
                    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::uuid[],
                                         $6::jsonb[], $7::bytea[], $8::bytea[])""",
-                *(list(column) for column in zip(*rows, strict=True)),
+                *columns(rows),
             )
         return entries
 
@@ -125,8 +124,9 @@ async def verify_chain(conn: asyncpg.Connection) -> AuditReport:
 class _Pending(NamedTuple):
     caller: str
     action: str
-    request_id: str | None
+    request: uuid.UUID | None
     detail: dict[str, Any]
+    detail_json: str
 
 
 def _entry(row: asyncpg.Record) -> AuditEntry:

@@ -22,10 +22,11 @@ leaves its batch running.
 """
 
 import asyncio
-import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+import asyncpg
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
@@ -73,10 +74,8 @@ class Batches(Generic[Item, Answer]):
                 except Exception as error:
                     if len(batch) > 1 and self._alone_after and self._alone_after(error):
                         await self._answer_alone(batch)  # one call's bad value must not fail the others
-                        continue
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
+                    else:
+                        _fail(batch, error)
         finally:
             self._runner = None
             for _, future in [*batch, *self._waiting]:  # only when cancelled (the service stopping)
@@ -88,23 +87,21 @@ class Batches(Generic[Item, Answer]):
         for call in batch:
             if call[1].done():  # its caller was cancelled meanwhile
                 continue
-            with contextlib.suppress(Exception):  # given to its caller
+            try:
                 await self._answer([call])
+            except Exception as error:
+                _fail([call], error)
 
     async def _answer(self, batch: list[tuple[Item, "asyncio.Future[Answer]"]]) -> None:
-        """Run the batch and give each call its answer; raises (after giving a lone call its error)."""
+        """Run the batch and give each call its answer; raises if it fails (the calls wait on)."""
         try:
             answers = list(await self._run([item for item, _ in batch]))
-            if len(answers) != len(batch):
-                raise RuntimeError(f"a batch of {len(batch)} calls got {len(answers)} answers")
         except asyncio.CancelledError:
             for _, future in batch:
                 future.cancel()
             raise
-        except Exception as error:
-            if len(batch) == 1 and not batch[0][1].done():
-                batch[0][1].set_exception(error)
-            raise
+        if len(answers) != len(batch):
+            raise RuntimeError(f"a batch of {len(batch)} calls got {len(answers)} answers")
         for (_, future), answer in zip(batch, answers, strict=True):
             if not future.done():
                 future.set_result(answer)
@@ -126,3 +123,30 @@ class Batches(Generic[Item, Answer]):
                 batch.append(call)
         self._waiting = later
         return batch
+
+
+def _fail(batch: list[tuple[Any, "asyncio.Future[Any]"]], error: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)
+
+
+def statement_batches(
+    run: Callable[[list[Item]], Awaitable[Sequence[Answer]]], key: Callable[[Item], Hashable] | None = None
+) -> Batches[Item, Answer]:
+    """Batches of one SQL statement: a batch the database refused is run again call by call."""
+    return Batches(run, key, alone_after=refused_whole)
+
+
+def refused_whole(error: Exception) -> bool:
+    """Whether a statement was refused whole, nothing of it written: by the server (a lost
+    connection aside: the statement may have been committed), or before it was sent (asyncpg's
+    InterfaceError: a value it cannot encode, say)."""
+    if isinstance(error, asyncpg.PostgresConnectionError):
+        return False
+    return isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError)
+
+
+def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """A batch's rows (never none) as column lists, for `unnest($1::…[], $2::…[], …)`."""
+    return [list(column) for column in zip(*rows, strict=True)]

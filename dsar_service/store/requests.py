@@ -11,7 +11,7 @@ import inspect
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -30,19 +30,9 @@ from dsar_service.model import (
     SystemProgress,
     SystemState,
 )
-from dsar_service.store.batches import Batches
+from dsar_service.store.batches import columns, statement_batches
 
 NOTIFY_CHANNEL = "dsar_requests"
-
-
-def refused_whole(error: Exception) -> bool:
-    """Whether a statement was refused whole, nothing of it written: by the server (a lost
-    connection aside: the statement may have been committed), or before it was sent (asyncpg's
-    InterfaceError: a value it cannot encode, say). A batch refused so is run again one call at a
-    time (batches.py)."""
-    if isinstance(error, asyncpg.PostgresConnectionError):
-        return False
-    return isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError)
 
 
 OPEN_SYSTEM_STATES = ("pending", "dispatched", "running")
@@ -161,12 +151,13 @@ class RequestStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         # The steps that many requests take at once under load, each run as one statement (batches.py).
-        self._collecting_batches = Batches(self._collecting_each, key=_itself, alone_after=refused_whole)
-        self._dispatch_batches = Batches(self._mark_each_dispatched, key=_request_system, alone_after=refused_whole)
-        self._chunk_batches = Batches(self._store_each_chunk, key=_chunk_key, alone_after=refused_whole)
-        self._completion_batches = Batches(self._record_each_completion, key=_request_system, alone_after=refused_whole)
-        self._check_batches = Batches(self._complete_each_if_whole, key=_itself, alone_after=refused_whole)
-        self._view_batches = Batches(self._view_each, alone_after=refused_whole)  # reads: any calls together
+        # Reads take no key: any calls go together.
+        self._collecting_batches = statement_batches(self._collecting_each)
+        self._view_batches = statement_batches(self._view_each)
+        self._dispatch_batches = statement_batches(self._mark_each_dispatched, key=_request_system)
+        self._chunk_batches = statement_batches(self._store_each_chunk, key=_chunk_key)
+        self._completion_batches = statement_batches(self._record_each_completion, key=_request_system)
+        self._check_batches = statement_batches(self._complete_each_if_whole, key=_request_system)
 
     # Submission -------------------------------------------------------------------------------
 
@@ -440,7 +431,7 @@ class RequestStore:
                       AND s.attempt = w.attempt - 1 AND s.state = ANY(string_to_array(w.expected, ','))
                     RETURNING s.request_id, s.system)
                 SELECT request_id, system FROM dispatched""",
-            *_columns(dispatches, 8),
+            *columns(dispatches),
         )
         sent = {(row["request_id"], row["system"]) for row in rows}
         return [(d.request_id, d.system) in sent for d in dispatches]
@@ -537,7 +528,7 @@ class RequestStore:
                              AND s.state IN ('dispatched', 'running'))
                ON CONFLICT DO NOTHING
                RETURNING request_id, system, attempt, sequence""",
-            *_columns(chunks, 6),
+            *columns(chunks),
         )
         stored = {(row["request_id"], row["system"], row["attempt"], row["sequence"]) for row in rows}
         return [_chunk_key(chunk) in stored for chunk in chunks]
@@ -569,7 +560,7 @@ class RequestStore:
                 WHERE s.request_id = ANY(ARRAY(SELECT request_id FROM locked))
                   AND s.request_id = w.request_id AND s.system = w.system AND s.attempt = w.attempt
                   AND s.state IN ('dispatched', 'running')""",
-            *_columns(completions, 5),
+            *columns(completions),
         )
         return [None] * len(completions)
 
@@ -606,7 +597,7 @@ class RequestStore:
                 touched AS (UPDATE requests SET updated_at = now()
                             WHERE request_id IN (SELECT request_id FROM completed) {_NOTIFYING})
                 SELECT * FROM completed""",
-            *_columns(pairs, 2),
+            *columns(pairs),
         )
         completed = {(row["request_id"], row["system"]): _system_row(row) for row in rows}
         return [completed.get(pair) for pair in pairs]
@@ -1083,21 +1074,12 @@ class _Completion(NamedTuple):
     sealed_discovered: bytes | None
 
 
-def _request_system(item: _Dispatch | _Completion) -> tuple[uuid.UUID, str]:
-    return item.request_id, item.system
+def _request_system(item: _Dispatch | _Completion | tuple[uuid.UUID, str]) -> tuple[uuid.UUID, str]:
+    return item[0], item[1]
 
 
 def _chunk_key(chunk: _Chunk) -> tuple[uuid.UUID, str, int, int]:
     return chunk.request_id, chunk.system, chunk.attempt, chunk.sequence
-
-
-def _itself(key: Hashable) -> Hashable:
-    return key
-
-
-def _columns(items: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as `width` column lists, for `unnest($1::…[], $2::…[], …)`."""
-    return [list(column) for column in zip(*items, strict=True)] if items else [[] for _ in range(width)]
 
 
 def _uuid(request_id: str) -> uuid.UUID:

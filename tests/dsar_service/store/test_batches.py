@@ -5,8 +5,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from dsar_service.store.batches import Batches
-from dsar_service.store.requests import refused_whole
+from dsar_service.store.batches import Batches, refused_whole
 
 
 class Recorder:
