@@ -19,6 +19,7 @@ What it decides, on purpose:
 Indexes it expects: candidates(email); `_id` is indexed by MongoDB itself.
 """
 
+import datetime as dt
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -99,5 +100,8 @@ def _object_id(value: str) -> ObjectId:
 
 
 def _instant(value: object) -> str:
+    """A time as ISO 8601 text with its offset: MongoDB's datetimes come naive, in UTC."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
     isoformat = getattr(value, "isoformat", None)
     return str(isoformat()) if callable(isoformat) else str(value)

@@ -106,7 +106,12 @@ async def _keep_session(connection: Any) -> None:
 
 
 class MongoSource:
-    """A PyMongo asyncio client; searches get the database, with timezone-aware datetimes.
+    """A PyMongo asyncio client; searches get the database, with naive datetimes in UTC.
+
+    Naive, as PyMongo gives them by default: decoding timezone-aware ones costs two to three
+    times as much (a visit with its ten pages, 7 µs against 17 to 21 µs), and a large subject's
+    visits are read by the tens of thousands. The records' JSON is the same either way: the SDK
+    encodes a naive datetime as UTC (`encode_json`).
 
     PyMongo's native asyncio client runs on the event loop itself. Motor, used before, ran every
     operation (each `find` batch, each `distinct`) on a thread pool and woke the loop from the
@@ -117,7 +122,7 @@ class MongoSource:
     def __init__(self, url: str, database: str, max_size: int) -> None:
         self.database = database
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            url, tz_aware=True, maxPoolSize=max_size, serverSelectionTimeoutMS=10_000
+            url, tz_aware=False, maxPoolSize=max_size, serverSelectionTimeoutMS=10_000
         )
 
     @asynccontextmanager

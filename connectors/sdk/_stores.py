@@ -21,10 +21,12 @@ class Store:
         read-only, repeatable-read transaction the runtime opens: every dataset of one answer is
         read from one snapshot. Stream rows with `rows(db, sql, ...)` (a cursor); open no
         transaction of your own (it would be a savepoint: two more round trips for nothing).
-      - mongodb: a PyMongo `AsyncDatabase` (`pymongo.asynchronous.database`, timezone-aware
-        datetimes). Stream a collection's documents with `documents(db.name, filter, ...)`,
-        which reads the next batch while you handle this one; `distinct`, `find_one`,
-        `count_documents` and `aggregate` are coroutines to await.
+      - mongodb: a PyMongo `AsyncDatabase` (`pymongo.asynchronous.database`). Its datetimes are
+        naive, in UTC (PyMongo's default, about three times cheaper to decode than aware ones):
+        a record encodes them as UTC; to compare one with an aware datetime, first
+        `value.replace(tzinfo=datetime.UTC)`. Stream a collection's documents with
+        `documents(db.name, filter, ...)`, which reads the next batch while you handle this one;
+        `distinct`, `find_one`, `count_documents` and `aggregate` are coroutines to await.
     """
 
     kind: StoreKind

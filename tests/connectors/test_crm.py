@@ -2,7 +2,7 @@
 
 Each test runs one attempt of the runtime (`connectors.runtime.attempt.Attempt`: restriction to the
 accepted identifiers, portability filter, de-duplication, discoveries, sealed chunks) with the
-connector module imported directly and the runtime's MongoDB source (timezone-aware) on a server of
+connector module imported directly and the runtime's MongoDB source (naive datetimes in UTC) on a server of
 this module's own. Only the result topic is in memory: Kafka is covered by test_policy and the
 integration tests. The records are compared with the exact set derived from
 `population.subject_rows("crm")`.

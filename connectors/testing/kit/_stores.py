@@ -1,7 +1,7 @@
 """The kit's databases: created with a unique name, lent to searches as the runtime lends them, dropped.
 
 Searches receive their `db` from the runtime's own sources (an asyncpg pool connection, or a
-PyMongo asyncio database with timezone-aware datetimes), so what passes here behaves the same in production.
+PyMongo asyncio database with naive datetimes in UTC), so what passes here behaves the same in production.
 PostgreSQL runs where `DSAR_TEST_POSTGRES_URL` says (default: the local server); MongoDB where
 `DSAR_TEST_MONGODB_URL` says, or else in an embedded SecantusDB that the kit starts when the
 `dsar[stack]` extra is installed (development only: never rely on its quirks).
