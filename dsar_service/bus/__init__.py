@@ -1,6 +1,6 @@
 """Kafka, from the service's side: the only aiokafka importer of the service (through dsar_common.kafka)."""
 
-from dsar_service.bus.codec import OpenedRecord, PayloadError, decode_discovered, decode_records, encode_query
+from dsar_service.bus.codec import PayloadError, decode_discovered, decode_records, encode_query
 from dsar_service.bus.events import (
     AttemptEnded,
     AttemptOutcome,
@@ -16,7 +16,6 @@ __all__ = [
     "AttemptOutcome",
     "ChunkReceived",
     "HeartbeatReceived",
-    "OpenedRecord",
     "PayloadError",
     "ProgressReported",
     "ResultEvent",

@@ -1,7 +1,6 @@
 """Protobuf encodings of what is sealed inside bus messages: queries, discovered identifiers, records."""
 
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from collections.abc import Iterable
 
 from google.protobuf.message import DecodeError
 
@@ -13,14 +12,6 @@ from dsar_service.bus.service_bus import kind_to_bus
 
 class PayloadError(ValueError):
     """An opened payload is not what it should be."""
-
-
-class OpenedRecord(NamedTuple):
-    """One record opened from a chunk (a tuple: assembly makes one per record, twice)."""
-
-    dataset: str
-    key: str
-    fields_json: bytes
 
 
 def _kind_to_bus(kind: Ident) -> int:
@@ -60,13 +51,13 @@ def decode_discovered(plaintext: bytes, system: str) -> list[Identifier]:
     return found
 
 
-def decode_records(plaintext: bytes) -> Iterator[OpenedRecord]:
-    """The records of an opened chunk, its batch inflated first if it was deflated."""
+def decode_records(plaintext: bytes) -> list[tuple[str, bytes]]:
+    """The records of an opened chunk, as (dataset, fields as JSON), its batch inflated first if it
+    was deflated. (The keys are left: connectors de-duplicate, the archive does not show them.)"""
     try:
         batch = bus_pb2.RecordBatch.FromString(inflated(plaintext))
     except BatchError as error:
         raise PayloadError(str(error)) from None
     except DecodeError as error:
         raise PayloadError("a record batch does not decode") from error
-    for record in batch.records:
-        yield OpenedRecord(record.dataset, record.key, record.fields_json)
+    return [(record.dataset, record.fields_json) for record in batch.records]

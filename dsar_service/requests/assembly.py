@@ -412,7 +412,7 @@ class Assembler:
 
 def _opened(sealed: bytes, private: bytes, binding: bytes) -> list[tuple[str, bytes]]:
     """A sealed chunk's records, as (dataset, fields as JSON), in the order sent."""
-    return [(record.dataset, record.fields_json) for record in decode_records(open_sealed(sealed, private, binding))]
+    return decode_records(open_sealed(sealed, private, binding))
 
 
 async def _write_system(

@@ -74,17 +74,14 @@ def record_batch(count: int) -> bytes:
 
 @pytest.mark.parametrize("encode", [lambda batch: batch, deflated], ids=["plain", "deflated"])
 def test_an_opened_chunk_gives_its_records_deflated_or_not(encode: Callable[[bytes], bytes]) -> None:
-    records = list(decode_records(encode(record_batch(50))))
-    assert [(r.dataset, r.key, r.fields_json) for r in records[:2]] == [
-        ("claim", "c0", b'{"amount": 0}'),
-        ("claim", "c1", b'{"amount": 1}'),
-    ]
+    records = decode_records(encode(record_batch(50)))
+    assert records[:2] == [("claim", b'{"amount": 0}'), ("claim", b'{"amount": 1}')]
     assert len(records) == 50
 
 
 def test_a_chunk_that_inflates_past_a_batch_is_a_payload_error() -> None:
     with pytest.raises(PayloadError, match="inflates past"):
-        list(decode_records(deflated(b"\x0a" * (2 * MAX_BATCH_BYTES))))
+        decode_records(deflated(b"\x0a" * (2 * MAX_BATCH_BYTES)))
 
 
 async def test_queries_offer_deflated_record_batches() -> None:
