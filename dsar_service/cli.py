@@ -183,7 +183,7 @@ async def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     """Recompute the audit trail's hash chain in the service database."""
     from dsar_service.store import AuditLog, open_pool
 
-    async with open_pool(settings.database_url, min_size=1, max_size=1) as pool:
+    async with open_pool(settings.database_url, size=1) as pool:
         report = await AuditLog(pool).verify()
     print(f"audit trail: {report.entries} entries, {'intact' if report.intact else 'TAMPERED'}")
     for problem in report.problems:

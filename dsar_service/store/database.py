@@ -46,6 +46,32 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied
 
 
+# The array types the store's statements bind (`unnest` over arrays, `= ANY`) or read back.
+# asyncpg asks the server about an array type (and a table's row type) the first time a
+# connection meets it: a catalogue query and two settings around it, about 3 ms of the server's
+# time. Met on the requests' path, under a burst the lookups of the pool's connections queued
+# with the requests (about 80 in the first second of the bench's many requests, on 10 connections).
+# Each connection learns them all when it opens, in one lookup.
+_ARRAY_TYPES = ("uuid", "bytea", "int4", "int8", "bool", "timestamptz", "jsonb", "request_systems")
+_LEARN_ARRAY_TYPES = "SELECT " + ", ".join(f"NULL::{name}[]" for name in _ARRAY_TYPES)
+
+
+async def _learn_array_types(conn: asyncpg.Connection) -> None:
+    await conn.fetchrow(_LEARN_ARRAY_TYPES)
+
+
+async def _migrated(dsn: str) -> None:
+    """Apply the migrations, on a connection of their own (the pool's learn the schema's types)."""
+    try:
+        conn = await asyncpg.connect(dsn)
+    except (OSError, asyncpg.PostgresError) as error:
+        raise Unavailable(f"PostgreSQL cannot be reached: {type(error).__name__}") from error
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Skip asyncpg's reset on release (a round trip each time): the service's connections keep no
     session state (transactions are closed by their blocks, locks are transaction locks, and LISTEN
@@ -53,17 +79,28 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> AsyncIterator[asyncpg.Pool]:
-    """A migrated connection pool, closed on exit."""
+async def open_pool(dsn: str, *, size: int = 10) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of `size` connections to the migrated database, closed on exit.
+
+    Every connection opens now and stays open, idle or not, each knowing the store's array
+    types: a burst of requests finds them ready, where a pool growing under it opened and taught
+    its connections on the requests' path.
+    """
     await create_database_if_missing(dsn)
+    await _migrated(dsn)
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=size,
+            max_size=size,
+            max_inactive_connection_lifetime=0,  # kept: a connection closed when idle opens again under load
+            init=_learn_array_types,
+            reset=_keep_session,
+        )
     except (OSError, asyncpg.PostgresError) as error:
         raise Unavailable(f"PostgreSQL cannot be reached: {type(error).__name__}") from error
     assert pool is not None
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
         yield pool
     finally:
         await pool.close()
