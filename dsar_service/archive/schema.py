@@ -41,10 +41,11 @@ def _types(seen: set[str]) -> list[str] | str | None:
 def dataset_schema(shape: DatasetShape, title: str, description: str) -> dict[str, Any]:
     """The JSON Schema of one data file, from its shape after the JSON pass."""
     properties: dict[str, Any] = {}
-    for column in shape.columns:
+    columns, seen_types, present = shape.columns, shape.types, shape.present
+    for column in columns:
         info = column.field
         prop: dict[str, Any] = {}
-        types = _types(shape.types.get(column.name, set()))
+        types = _types(seen_types.get(column.name, set()))
         if column.label_of:
             prop["type"] = ["null", "string"]
             prop["description"] = f"{column.label_of} in words (added to this archive; null for an unknown code)"
@@ -57,7 +58,7 @@ def dataset_schema(shape: DatasetShape, title: str, description: str) -> dict[st
             prop["x-provenance"] = info.provenance
             prop["x-activity"] = info.activity
         properties[column.name] = prop
-    required = [c.name for c in shape.columns if shape.present.get(c.name, 0) == shape.records and shape.records]
+    required = [c.name for c in columns if present.get(c.name, 0) == shape.records and shape.records]
     items: dict[str, Any] = {
         "type": "object",
         "properties": properties,

@@ -169,6 +169,7 @@ class DatasetShape:
         self._present: dict[str, int] = {}
         self._pending: dict[tuple[tuple[str, ...], tuple[type, ...]], int] = {}  # rows not yet summed
         self._layouts: dict[tuple[str, ...], _Layout] = {}
+        self._columns: tuple[Column, ...] | None = None  # `columns`, until a field not declared shows
 
     @property
     def activity(self) -> str:
@@ -247,6 +248,7 @@ class DatasetShape:
                 self._present[name] = self._present.get(name, 0) + rows
                 if name not in self._kept and name not in self._extra and not self._is_label(name):
                     self._extra[name] = None
+                    self._columns = None
 
     @property
     def types(self) -> dict[str, set[str]]:
@@ -264,18 +266,22 @@ class DatasetShape:
         return name.endswith(LABEL_SUFFIX) and name.removesuffix(LABEL_SUFFIX) in self._codes
 
     @property
-    def columns(self) -> list[Column]:
+    def columns(self) -> tuple[Column, ...]:
         """Every column, in the declared order, each coded field followed by its label; then
-        the fields seen that the connector did not declare. Fixed once the JSON pass is over."""
+        the fields seen that the connector did not declare. Fixed once the JSON pass is over.
+
+        Made again only when a field not declared shows (a build reads them several times a
+        dataset: a quarter of a typical archive's assembly when they were made each time)."""
         self._sum()
-        columns: list[Column] = []
-        names = [*self._kept, *self._extra]
-        for name in names:
-            info = self._kept.get(name)
-            columns.append(Column(name, info))
-            if name in self._codes:
-                columns.append(Column(name + LABEL_SUFFIX, info, label_of=name))
-        return columns
+        if self._columns is None:
+            columns: list[Column] = []
+            for name in [*self._kept, *self._extra]:
+                info = self._kept.get(name)
+                columns.append(Column(name, info))
+                if name in self._codes:
+                    columns.append(Column(name + LABEL_SUFFIX, info, label_of=name))
+            self._columns = tuple(columns)
+        return self._columns
 
     def csv_cells(self, fields: Mapping[str, Any], columns: tuple[str, ...]) -> list[str] | None:
         """The CSV cells of one record, one per column of `columns` (None when portability

@@ -195,3 +195,12 @@ cells = st.one_of(
 @given(st.lists(cells, max_size=5))
 def test_lines_are_what_the_csv_module_writes(row: list[str | int | float | None]) -> None:
     assert line(row).encode() == _csv([row])  # type: ignore[list-item]  # csv takes any value
+
+
+def test_columns_read_during_the_pass_grow_when_a_field_not_declared_shows() -> None:
+    shape = _new(DECLARED, portability=False)
+    shape.shape_and_count({"a": 1, "c": "v"})
+    before = [c.name for c in shape.columns]
+    assert before == ["a", "b", "c", "c_label", "d", "d_label"]
+    shape.shape_and_count({"a": 2, "y": 3})
+    assert [c.name for c in shape.columns] == [*before, "y"]
