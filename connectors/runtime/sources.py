@@ -17,6 +17,7 @@ import pymongo.errors
 from pymongo import AsyncMongoClient
 
 from connectors.sdk import ConnectorError, PermanentError, Store, TemporaryError
+from dsar_common.postgres import array_types_learner
 from dsar_common.settings import Settings
 
 _PG_TEMPORARY: tuple[type[BaseException], ...] = (
@@ -50,15 +51,11 @@ class Source(Protocol):
     async def aclose(self) -> None: ...
 
 
-# Array types searches commonly bind (`= ANY($1::uuid[])`). asyncpg asks the server about an
-# array type the first time a connection meets it (a catalogue query, about 3 ms of the server's
-# time); each connection learns these when it opens, in one query, rather than in a search.
-_ARRAY_TYPES = ("uuid", "int4", "int8", "numeric", "bool", "date", "timestamptz", "bytea", "jsonb")
-_LEARN_ARRAY_TYPES = "SELECT " + ", ".join(f"NULL::{name}[]" for name in _ARRAY_TYPES)
-
-
-async def _learn_array_types(connection: Any) -> None:
-    await connection.fetchrow(_LEARN_ARRAY_TYPES)
+# Each connection learns the array types searches commonly bind (`= ANY($1::uuid[])`) when it
+# opens, rather than in a search.
+_learn_array_types = array_types_learner(
+    "uuid", "int4", "int8", "numeric", "bool", "date", "timestamptz", "bytea", "jsonb"
+)
 
 
 class PostgresSource:

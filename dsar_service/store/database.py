@@ -6,6 +6,7 @@ from importlib import resources
 
 import asyncpg
 
+from dsar_common.postgres import array_types_learner
 from dsar_service.errors import Unavailable
 
 _MIGRATION_LOCK = 0x64736172  # "dsar": one migrator at a time across replicas
@@ -46,18 +47,11 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied
 
 
-# The array types the store's statements bind (`unnest` over arrays, `= ANY`) or read back.
-# asyncpg asks the server about an array type (and a table's row type) the first time a
-# connection meets it: a catalogue query and two settings around it, about 3 ms of the server's
-# time. Met on the requests' path, under a burst the lookups of the pool's connections queued
-# with the requests (about 80 in the first second of the bench's many requests, on 10 connections).
-# Each connection learns them all when it opens, in one lookup.
-_ARRAY_TYPES = ("uuid", "bytea", "int4", "int8", "bool", "timestamptz", "jsonb", "request_systems")
-_LEARN_ARRAY_TYPES = "SELECT " + ", ".join(f"NULL::{name}[]" for name in _ARRAY_TYPES)
-
-
-async def _learn_array_types(conn: asyncpg.Connection) -> None:
-    await conn.fetchrow(_LEARN_ARRAY_TYPES)
+# Each connection learns the array types the store's statements bind (`unnest`, `= ANY`) or read
+# back (a system's rows) when it opens, rather than on a request's path.
+_learn_array_types = array_types_learner(
+    "uuid", "bytea", "int4", "int8", "bool", "timestamptz", "jsonb", "request_systems"
+)
 
 
 async def _migrated(dsn: str) -> None:
