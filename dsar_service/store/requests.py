@@ -34,7 +34,6 @@ from dsar_service.store.batches import columns, statement_batches
 
 NOTIFY_CHANNEL = "dsar_requests"
 
-
 OPEN_SYSTEM_STATES = ("pending", "dispatched", "running")
 RETRYABLE_SYSTEM_STATES = ("completed", "failed", "timed_out", "skipped")
 
