@@ -17,8 +17,9 @@ Each caller still awaits its own statement's commit before it goes on, so whatev
 on ("the chunk is stored before its check starts") holds as it did. A batch that fails is run
 again one call at a time, so that a call whose values the database refuses fails alone, as its
 own statement would have (only after an error that `alone_after` says was a refusal of the whole
-batch, nothing of it written; any other error fails every call in the batch). A cancelled caller
-leaves its batch running.
+batch, nothing of it written; any other error fails every call in the batch). A read is run
+again call by call after any error (`read_batches`): it wrote nothing. A cancelled caller leaves
+its batch running.
 """
 
 import asyncio
@@ -136,6 +137,17 @@ def statement_batches(
 ) -> Batches[Item, Answer]:
     """Batches of one SQL statement: a batch the database refused is run again call by call."""
     return Batches(run, key, alone_after=refused_whole)
+
+
+def read_batches(run: Callable[[list[Item]], Awaitable[Sequence[Answer]]]) -> Batches[Item, Answer]:
+    """Batches of one read: a batch that fails for any reason is run again call by call. A read
+    writes nothing, so running it again is harmless, and one request's row that cannot be
+    decoded then fails its own caller only."""
+    return Batches(run, alone_after=_any_error)
+
+
+def _any_error(error: Exception) -> bool:
+    return True
 
 
 def refused_whole(error: Exception) -> bool:

@@ -30,7 +30,7 @@ from dsar_service.model import (
     SystemProgress,
     SystemState,
 )
-from dsar_service.store.batches import columns, statement_batches
+from dsar_service.store.batches import columns, read_batches, statement_batches
 
 NOTIFY_CHANNEL = "dsar_requests"
 
@@ -151,8 +151,8 @@ class RequestStore:
         self._pool = pool
         # The steps that many requests take at once under load, each run as one statement (batches.py).
         # Reads take no key: any calls go together.
-        self._collecting_batches = statement_batches(self._collecting_each)
-        self._view_batches = statement_batches(self._view_each)
+        self._collecting_batches = read_batches(self._collecting_each)
+        self._view_batches = read_batches(self._view_each)
         self._dispatch_batches = statement_batches(self._mark_each_dispatched, key=_request_system)
         self._chunk_batches = statement_batches(self._store_each_chunk, key=_chunk_key)
         self._completion_batches = statement_batches(self._record_each_completion, key=_request_system)

@@ -5,7 +5,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from dsar_service.store.batches import Batches, refused_whole
+from dsar_service.store.batches import Batches, read_batches, refused_whole
 
 
 class Recorder:
@@ -84,6 +84,24 @@ async def test_another_error_fails_every_call_of_the_batch() -> None:
     outcomes = await asyncio.gather(batches(1), batches(2), return_exceptions=True)
     assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
     assert run.batches == [[1, 2]]
+
+
+async def test_a_read_that_fails_is_run_again_call_by_call_whatever_the_error() -> None:
+    """One request's row that cannot be decoded (a ValueError, not the database's refusal) fails
+    its own caller only: a read wrote nothing, so the others' reads are simply made again."""
+
+    class Undecodable(Recorder):
+        async def __call__(self, items: list[int]) -> list[int]:
+            self.batches.append(items)
+            if 2 in items:
+                raise ValueError("request 2's row has a state this version does not know")
+            return [2 * item for item in items]
+
+    run = Undecodable()
+    batches = read_batches(run)
+    one, two, three = await asyncio.gather(batches(1), batches(2), batches(3), return_exceptions=True)
+    assert (one, three) == (2, 6) and isinstance(two, ValueError)
+    assert run.batches == [[1, 2, 3], [1], [2], [3]]
 
 
 def test_a_refusal_is_told_from_a_lost_connection() -> None:
