@@ -151,7 +151,7 @@ def keep_startup_out_of_collections() -> None:
 
 def bench_options(args: argparse.Namespace) -> "BenchOptions":
     """What `dsar bench`'s command line asks for."""
-    from dsar_service.bench import BenchOptions
+    from dsar_service.bench import DEFAULT_REPEAT, BenchOptions
 
     return BenchOptions(
         quick=args.quick,
@@ -160,7 +160,7 @@ def bench_options(args: argparse.Namespace) -> "BenchOptions":
         profile_dir=Path(args.profile) if args.profile else None,
         work_dir=Path(args.keep) if args.keep else None,
         keep_work_dir=bool(args.keep),
-        repeat=args.repeat,
+        repeat=args.repeat or DEFAULT_REPEAT,
     )
 
 
@@ -428,14 +428,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--identity", required=True, help="the age identity file (or SSH private key) to decrypt with")
     verify.set_defaults(handler=_archive_verify)
 
-    bench = commands.add_parser("bench", help="speed and memory at scale, on a stack of its own (~5-10 min)")
+    bench = commands.add_parser("bench", help="speed and memory at scale, on a stack of its own (~1-2 min)")
     bench.add_argument("--quick", action="store_true", help="tiny sizes, under a minute: checks the bench runs")
     bench.add_argument("--only", choices=["large", "tenth", "many", "crypto"], help="run one scenario")
     bench.add_argument("--postgres", default="embedded", help=POSTGRES_HELP)
     bench.add_argument("--profile", metavar="DIR", help="py-spy profiles of the service and connectors (needs py-spy)")
     bench.add_argument("--keep", metavar="DIR", help="run in a new folder in DIR, kept after (logs, stack)")
-    bench.add_argument("--repeat", metavar="N", type=_repeat, default=1,
-                       help="time the large and tenth requests N times (1-9), each against its floor")  # fmt: skip
+    bench.add_argument("--repeat", metavar="N", type=_repeat,
+                       help="time the large and tenth requests N times (1-9, default 3), each against its floor;"
+                            " the median run is judged")  # fmt: skip
     bench.set_defaults(handler=_bench)
 
     audit = commands.add_parser("audit", help="the audit trail of the service")

@@ -1,6 +1,6 @@
 """`dsar bench`: speed and memory at scale, each figure against a reference measured in the same run.
 
-    await run_bench(BenchOptions(), sys.stdout)                 # the full run (under ~10 minutes)
+    await run_bench(BenchOptions(), sys.stdout)                 # the full run (a minute or two)
     await run_bench(BenchOptions(quick=True), sys.stdout)       # tiny sizes, under a minute
     await run_bench(BenchOptions(only="many"), sys.stdout)      # one scenario
 
@@ -19,13 +19,13 @@ table. The scenarios (SCENARIOS):
 - crypto: MB/s of HPKE sealing and opening (1 MiB chunks), ZIP streaming, age encryption and the
   archive writer, on the large archive's data files, against SHA-256 of the same bytes.
 
-With `repeat`, the large and tenth requests are timed that many times, each against its own
-floor, and the median run is shown. With `profile_dir`, py-spy records the service and every
+The large and tenth requests are timed `repeat` times (DEFAULT_REPEAT, 3), each against its own
+floor, and the median run is shown and judged. With `profile_dir`, py-spy records the service and every
 connector during `large` and `many`, and the top functions of each follow the table.
 """
 
-from ._options import MAX_REPEAT, SCENARIOS, BenchOptions, BenchSizes
+from ._options import DEFAULT_REPEAT, MAX_REPEAT, SCENARIOS, BenchOptions, BenchSizes
 from ._requests import BenchError
 from ._run import run_bench
 
-__all__ = ["MAX_REPEAT", "SCENARIOS", "BenchError", "BenchOptions", "BenchSizes", "run_bench"]
+__all__ = ["DEFAULT_REPEAT", "MAX_REPEAT", "SCENARIOS", "BenchError", "BenchOptions", "BenchSizes", "run_bench"]

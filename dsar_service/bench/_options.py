@@ -8,6 +8,7 @@ from connectors.testing.population import PopulationSizes
 
 SCENARIOS = ("large", "tenth", "many", "crypto")
 MAX_REPEAT = 9  # `--repeat`: the heavy requests, each against its floor
+DEFAULT_REPEAT = 3  # the verdict on the large ratio is a median: one run on a shared machine says little
 """The scenarios, in the order the table shows them:
 
 - large: one subject with a heavy record (PopulationSizes.benchmark()), end to end against a plain read;
@@ -65,10 +66,10 @@ class BenchOptions:
     "auto", or a URL. `profile_dir`, if set, gets a py-spy profile of the service and of each
     connector during the `large` and `many` scenarios (py-spy must be installed), and the table is
     followed by each process's top functions. `repeat` times the `large` and `tenth` requests
-    that many times, each against its own floor reads; the table shows the median run (of an
-    even count, the worse of the two middle ones), the CPU, profile and download figures of the
-    first, and each process's peak memory over them all (a process that kept something of each
-    request would show it).
+    that many times (DEFAULT_REPEAT unless told), each against its own floor reads; the table
+    shows the median run (of an even count, the worse of the two middle ones), the CPU, profile
+    and download figures of the first, and each process's peak memory over them all (a process
+    that kept something of each request would show it).
     """
 
     quick: bool = False
@@ -78,7 +79,7 @@ class BenchOptions:
     postgres: str = "embedded"
     profile_dir: Path | None = None
     keep_work_dir: bool = False
-    repeat: int = 1
+    repeat: int = DEFAULT_REPEAT
 
     def __post_init__(self) -> None:
         if self.only is not None and self.only not in SCENARIOS:

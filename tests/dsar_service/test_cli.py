@@ -85,7 +85,8 @@ def test_bench_keeps_its_folder_only_when_told(tmp_path: Path) -> None:
     kept = cli.bench_options(parse("bench", "--only", "large", "--keep", str(tmp_path)))
     assert (kept.only, kept.work_dir, kept.keep_work_dir) == ("large", tmp_path, True)
     default = cli.bench_options(parse("bench"))
-    assert (default.only, default.work_dir, default.keep_work_dir, default.repeat) == (None, None, False, 1)
+    assert (default.only, default.work_dir, default.keep_work_dir, default.repeat) == (None, None, False, 3)
+    assert cli.bench_options(parse("bench", "--repeat", "1")).repeat == 1
     assert cli.bench_options(parse("bench", "--repeat", "3")).repeat == 3
 
 
