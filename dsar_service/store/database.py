@@ -16,16 +16,21 @@ async def create_database_if_missing(dsn: str) -> None:
     """Create the database named in `dsn` when the server lacks it (development convenience)."""
     base, _, name = dsn.rpartition("/")
     name = name.split("?", 1)[0]
-    try:
-        conn = await asyncpg.connect(f"{base}/postgres")
-    except (OSError, asyncpg.PostgresError) as error:
-        raise Unavailable(f"PostgreSQL cannot be reached: {type(error).__name__}") from error
+    conn = await _connect(f"{base}/postgres")
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             with contextlib.suppress(asyncpg.DuplicateDatabaseError):
                 await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+
+
+async def _connect(dsn: str) -> asyncpg.Connection:
+    """One connection outside the pool; Unavailable when the server cannot be reached."""
+    try:
+        return await asyncpg.connect(dsn)
+    except (OSError, asyncpg.PostgresError) as error:
+        raise Unavailable(f"PostgreSQL cannot be reached: {type(error).__name__}") from error
 
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:
@@ -56,10 +61,7 @@ _learn_array_types = array_types_learner(
 
 async def _migrated(dsn: str) -> None:
     """Apply the migrations, on a connection of their own (the pool's learn the schema's types)."""
-    try:
-        conn = await asyncpg.connect(dsn)
-    except (OSError, asyncpg.PostgresError) as error:
-        raise Unavailable(f"PostgreSQL cannot be reached: {type(error).__name__}") from error
+    conn = await _connect(dsn)
     try:
         await migrate(conn)
     finally:
